@@ -1,0 +1,223 @@
+"""Training and evaluation data for the pulse classifier (evaluation-side code).
+
+Reads the Pittsburgh live-fire ground truth (the vendor's grouping of pulses into shots in
+``nlos-tuples.json``) to know which pulses are gunfire, so it lives here, outside the product.
+
+- gunfire: every pulse of a vendor shot tuple heard by a sensor whose WAV was released;
+- real urban background: stretches of real (non-zero-padded) audio at least ``GUARD_S`` away
+  from every pulse any sensor reported;
+- synthetic sources: :mod:`shotwatch.classification.synth`, mixed into real background.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, resample
+from shotwatch.classification.features import FEATURE_NAMES
+from shotwatch.classification.impulses import find_impulses
+from shotwatch.classification.pulse import features_at
+from shotwatch.classification.synth import FAMILY_LABEL, SYNTH_RATE_HZ, render
+
+GUARD_S = 0.5
+#: Urban reverberation and hill echoes of a shot last seconds: audio within this long after a
+#: reported pulse is neither clean background nor a fresh impulse.
+GUARD_AFTER_S = 2.0
+MATCH_S = 0.02
+TRIGGER_DB = 8.0
+ALL_FPS = ("FP1", "FP2", "FP3", "FP4", "FP5", "FP6")
+
+
+def utc_s(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class Recording:
+    fp: str
+    test: str
+    serial: str
+    x: np.ndarray
+    shot_s: list[float]
+    pulse_s: list[float]
+    valid: tuple[int, int] = (0, 0)
+
+    def background_stretches(
+        self, guard_s: float = GUARD_S, guard_after_s: float = GUARD_AFTER_S
+    ) -> list[tuple[int, int]]:
+        """Sample ranges of real audio with no reported pulse within ``guard_s`` before or
+        ``guard_after_s`` after."""
+        a, b = self.valid
+        out = []
+        start = a / ANALYSIS_RATE_HZ
+        for t in [*sorted(self.pulse_s), b / ANALYSIS_RATE_HZ + guard_s]:
+            end = t - guard_s
+            if end - start > 0.3:
+                out.append((int(start * ANALYSIS_RATE_HZ), int(end * ANALYSIS_RATE_HZ)))
+            start = max(start, t + guard_after_s)
+        return out
+
+    def is_background(self, t_s: float) -> bool:
+        return all(not (p - GUARD_S <= t_s <= p + GUARD_AFTER_S) for p in self.pulse_s)
+
+
+def load_pittsburgh(data_dir: Path, fps: tuple[str, ...]) -> list[Recording]:
+    root = Path(data_dir) / "pittsburgh-2018"
+    recs: list[Recording] = []
+    for fp in fps:
+        for td in sorted((root / fp).glob("test_*")):
+            name = td.name
+            pulses = json.loads((td / f"{name}.allpulses.json").read_text())
+            tuples = json.loads((td / f"{name}.nlos-tuples.json").read_text())
+            shot_ids = {u for s in tuples for u in s["pulse_uuids"]}
+            for meta_path in sorted(td.glob(f"{name}.audio.*.json")):
+                meta = json.loads(meta_path.read_text())
+                serial = meta["serial_number"]
+                t0 = utc_s(meta["timestamp"])
+                x, sr = sf.read(meta_path.with_suffix(".wav"), dtype="float64", always_2d=True)
+                x = resample(x.mean(axis=1), sr)
+                nz = np.flatnonzero(x != 0.0)
+                mine = [p for p in pulses if p["serial_number"] == serial]
+                recs.append(
+                    Recording(
+                        fp=fp,
+                        test=name,
+                        serial=serial,
+                        x=x,
+                        shot_s=[
+                            utc_s(p["arrival_time_utc"]) - t0
+                            for p in mine
+                            if p["pulse_uuid"] in shot_ids
+                        ],
+                        pulse_s=[utc_s(p["arrival_time_utc"]) - t0 for p in mine],
+                        valid=(int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0),
+                    )
+                )
+    return recs
+
+
+@dataclass
+class Examples:
+    X: list[np.ndarray] = field(default_factory=list)
+    family: list[str] = field(default_factory=list)
+    group: list[str] = field(default_factory=list)
+
+    def add(self, feats: np.ndarray, family: str, group: str) -> None:
+        for row in np.atleast_2d(feats):
+            self.X.append(row)
+            self.family.append(family)
+            self.group.append(group)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = np.vstack(self.X) if self.X else np.zeros((0, len(FEATURE_NAMES)))
+        return X, np.array(self.family), np.array(self.group)
+
+
+def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sample-rate round trip, gain and clipping, as a different sensor would record it."""
+    y = x.copy()
+    if rng.random() < 0.35:
+        other = float(rng.choice([8000, 16000, 22050, 44100, 48000]))
+        y = resample(resample(y, ANALYSIS_RATE_HZ, other), other, ANALYSIS_RATE_HZ)[: len(x)]
+        y = np.pad(y, (0, len(x) - len(y)))
+    if rng.random() < 0.2:
+        peak = float(np.max(np.abs(y))) + 1e-12
+        y = np.clip(y * rng.uniform(1.5, 6.0) / peak, -1.0, 1.0)
+    return y
+
+
+def real_gunshot_examples(
+    recs: list[Recording], ex: Examples, rng: np.random.Generator, n_aug: int = 1
+) -> int:
+    """Features of the detected impulse at each labelled shot pulse (plus augmented copies);
+    returns how many labelled pulses the impulse finder missed."""
+    missed = 0
+    for rec in recs:
+        for k in range(1 + n_aug):
+            x = rec.x if k == 0 else augment(rec.x, rng)
+            if k > 0 and rng.random() < 0.5:  # bury in more real noise from another sensor
+                other = recs[int(rng.integers(len(recs)))]
+                stretches = other.background_stretches()
+                if stretches:
+                    a, b = stretches[int(rng.integers(len(stretches)))]
+                    noise = np.resize(other.x[a:b], len(x))
+                    gain = rng.uniform(0.5, 4.0) * (np.std(x[x != 0]) / (np.std(noise) + 1e-12))
+                    x = x + np.where(x != 0, noise * gain, 0.0)
+            imps = find_impulses(x, ANALYSIS_RATE_HZ, threshold_db=TRIGGER_DB)
+            times = np.array([i.t_s for i in imps])
+            chosen = []
+            for s in rec.shot_s:
+                if times.size and np.min(np.abs(times - s)) <= MATCH_S:
+                    chosen.append(imps[int(np.argmin(np.abs(times - s)))].index)
+                elif k == 0:
+                    missed += 1
+            if chosen:
+                ex.add(features_at(x, sorted(set(chosen))), "real_gunshot", rec.fp)
+            # Background negatives: detector events far from every reported pulse.
+            bg = [i.index for i in imps if rec.is_background(i.t_s)]
+            if bg:
+                ex.add(features_at(x, bg), "real_background", rec.fp)
+    return missed
+
+
+def background_pool(recs: list[Recording], min_s: float = 1.0) -> list[np.ndarray]:
+    out = []
+    for rec in recs:
+        for a, b in rec.background_stretches():
+            if (b - a) >= min_s * ANALYSIS_RATE_HZ:
+                out.append(rec.x[a:b])
+    return out
+
+
+def mix_synthetic(
+    family: str,
+    rng: np.random.Generator,
+    pool: list[np.ndarray],
+    variant: str,
+    *,
+    clip_s: float = 2.0,
+    onset_s: float = 0.4,
+    snr_db: tuple[float, float] = (6.0, 45.0),
+) -> np.ndarray:
+    """A ``clip_s`` clip of real background with a propagated ``family`` source at ``onset_s``."""
+    n = int(clip_s * ANALYSIS_RATE_HZ)
+    bg = pool[int(rng.integers(len(pool)))]
+    start = int(rng.integers(0, max(1, len(bg) - n)))
+    noise = np.resize(bg[start:], n).astype(np.float64)
+    src = resample(render(family, rng, variant), SYNTH_RATE_HZ, ANALYSIS_RATE_HZ)
+    at = int(onset_s * ANALYSIS_RATE_HZ)
+    ev = np.zeros(n)
+    m = min(len(src), n - at)
+    ev[at : at + m] = src[:m]
+    rms = float(np.sqrt(np.mean(noise**2))) + 1e-9
+    gain = 10 ** (rng.uniform(*snr_db) / 20.0) * rms / (float(np.max(np.abs(ev))) + 1e-20)
+    return augment(noise + gain * ev, rng)
+
+
+def synthetic_examples(
+    ex: Examples,
+    rng: np.random.Generator,
+    pool: list[np.ndarray],
+    per_family: int,
+    variant: str = "train",
+) -> None:
+    for family in FAMILY_LABEL:
+        positive = FAMILY_LABEL[family] == "gunshot"
+        for _ in range(per_family):
+            x = mix_synthetic(family, rng, pool, variant)
+            imps = find_impulses(x, ANALYSIS_RATE_HZ, threshold_db=TRIGGER_DB)
+            inside = [i for i in imps if 0.39 <= i.t_s <= 1.6]
+            if not inside:
+                continue
+            if positive:
+                first = min(inside, key=lambda i: abs(i.t_s - 0.4))
+                if abs(first.t_s - 0.4) <= MATCH_S:
+                    ex.add(features_at(x, [first.index]), family, f"synth-{variant}")
+            else:
+                ex.add(features_at(x, [i.index for i in inside]), family, f"synth-{variant}")

@@ -1,0 +1,337 @@
+"""A New Year's Eve night at 10x on PostgreSQL: nothing lost, queue order kept, latencies held.
+
+The night: ``--incidents`` incidents in 24 h, most of them in bursts of ``--burst-per-min`` per
+minute around midnight, the rest spread evenly (seeded schedule). A slice of the night
+(``--from-min``, ``--minutes``) is replayed at ``--speed`` through the production server path:
+three signed sensor reports per incident over HTTP, the policy-gated review queue pushed to
+``--consoles`` SSE consoles, review state appended to PostgreSQL (a fresh schema), and a
+fraction of incidents confirmed (call on every board + signed webhook to a real receiver).
+
+Checks: every incident reached every console and the database (nothing lost); the queue the
+API returns is in priority order; latency percentiles against the issue's targets.
+
+    python3 bench/nye_replay.py --data ../shared/data --minutes 10 --consoles 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, select, text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bench.review_latency import SECRET, SR, SS, Thread, Triples, pct
+from shotwatch.api.app import create_app
+from shotwatch.api.auth import UserRegistry
+from shotwatch.api.build import build_server
+from shotwatch.core.clock import SystemClock
+from shotwatch.core.geo import LocalFrame
+from shotwatch.core.model import iso_utc
+from shotwatch.core.settings import DispatchSettings
+from shotwatch.dispatch.boundaries import load_boundaries
+from shotwatch.dispatch.channels import (
+    SIGNATURE_HEADER,
+    HttpSender,
+    RetryPolicy,
+    WebhookChannel,
+    verify_signature,
+)
+from shotwatch.dispatch.service import SqlFlowStore
+from shotwatch.dispatch.tables import ReviewRecordRow
+from shotwatch.sensor.ingest import Ingest, IngestLimits, MemoryIngestStore
+from shotwatch.sensor.messages import ReportFields
+from shotwatch.sensor.signer import SensorSigner
+from shotwatch.storage.db import make_engine, migrate, session_factory
+
+
+def schedule(n: int, burst_per_min: int, seed: int) -> np.ndarray:
+    """Minutes after 12:00 (noon before midnight) of each incident, sorted."""
+    rng = np.random.default_rng(seed)
+    n_burst = min(n, int(0.6 * n))
+    burst_minutes = int(np.ceil(n_burst / burst_per_min))
+    start = 720 - burst_minutes // 2  # centred on midnight
+    burst = start + np.repeat(np.arange(burst_minutes), burst_per_min)[:n_burst]
+    burst = burst + rng.random(n_burst)
+    rest = rng.uniform(0, 1440, n - n_burst)
+    return np.sort(np.concatenate([burst, rest]))
+
+
+def priority_ok(items: list[dict[str, Any]]) -> bool:
+    keys = [
+        (
+            0 if it["escalated_to"] else 1,
+            0 if it["multishot"] else 1,
+            -(it["gunfire_probability"] or 0.0),
+            it["arrival_s"],
+        )
+        for it in items
+    ]
+    return keys == sorted(keys)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    sched = schedule(args.incidents, args.burst_per_min, args.seed)
+    sl = sched[(sched >= args.from_min) & (sched < args.from_min + args.minutes)]
+    rel_s = (sl - args.from_min) * 60.0 / args.speed
+    schema = f"nye_{uuid.uuid4().hex[:8]}"
+    with make_engine(args.pg_url).begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{args.pg_url}?options=-csearch_path%3D{schema}"
+    migrate(url)
+    sessions = session_factory(make_engine(url))
+    nypd = load_boundaries(Path(args.data) / "boundaries" / "nypd-precincts.geojson")
+    p = nypd.boundary("75").geometry.representative_point()
+    frame = LocalFrame(p.y, p.x)
+    clock = SystemClock()
+    keys = {f"SN-{i}": Ed25519PrivateKey.generate() for i in range(3)}
+    users = UserRegistry.from_dicts(
+        [
+            {
+                "token": f"tok-{i}",
+                "user_id": f"det{i}",
+                "agency": "NYPD",
+                "role": "investigator",
+                "rank": "detective",
+                "command": "75",
+                "access": [SS],
+                "trained": [SS],
+            }
+            for i in range(args.consoles)
+        ]
+    )
+    received: dict[str, float] = {}
+
+    async def hook(request: Request) -> Response:
+        body = await request.body()
+        verify_signature(SECRET, request.headers.get(SIGNATURE_HEADER), body, now_s=time.time())
+        received[json.loads(body)["incident_id"]] = time.perf_counter()
+        return Response(status_code=204)
+
+    receiver = Thread(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), args.port + 1)
+    receiver.start()
+    chan_client = httpx.AsyncClient()
+    channel = WebhookChannel(
+        HttpSender(
+            f"http://127.0.0.1:{args.port + 1}/hook",
+            SECRET,
+            clock,
+            chan_client,
+            RetryPolicy(3, 0.05),
+        )
+    )
+    srv = build_server(
+        DispatchSettings(),
+        clock=clock,
+        boundaries=nypd,
+        users=users,
+        channels=[channel],
+        verifier=Ingest(
+            MemoryIngestStore({s: k.public_key() for s, k in keys.items()}), IngestLimits(), clock
+        ),
+        consumer=Triples(frame),
+        frame=frame,
+        store=SqlFlowStore(sessions),
+    )
+    srv.classify = not args.no_classify  # as `shotwatch serve` runs: score from the audio
+    server = Thread(create_app(srv), args.port)
+    server.start()
+    base = f"http://127.0.0.1:{args.port}"
+    signers = {s: SensorSigner(s, k, Path(tempfile.mkdtemp()) / s) for s, k in keys.items()}
+    queue_seen: dict[str, list[float]] = {}
+    board_seen: dict[str, list[float]] = {}
+    connected = 0
+    ready = asyncio.Event()
+
+    async def console(i: int) -> None:
+        nonlocal connected
+        h = {"Authorization": f"Bearer tok-{i}", "X-Purpose": "emergency_response"}
+        async with (
+            httpx.AsyncClient(timeout=None) as c,
+            c.stream("GET", f"{base}/api/v1/events", headers=h) as r,
+        ):
+            event = ""
+            async for line in r.aiter_lines():
+                if line.startswith(": connected"):
+                    connected += 1
+                    if connected == args.consoles:
+                        ready.set()
+                elif line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    t = time.perf_counter()
+                    d = json.loads(line[6:])
+                    if event == "queue" and d.get("state") == "open" and d["version"] == 1:
+                        queue_seen.setdefault(d["incident_id"], []).append(t)
+                    elif event == "board" and d.get("event") == "call":
+                        board_seen.setdefault(d["call"]["incident_id"], []).append(t)
+
+    tasks = [asyncio.create_task(console(i)) for i in range(args.consoles)]
+    await asyncio.wait_for(ready.wait(), 60)
+    pos = [(0.0, 150.0), (130.0, -80.0), (-130.0, -80.0)]
+    tt = np.arange(2 * SR) / SR
+    snippet = (3000 * np.exp(-((tt - 1.0) ** 2) / 1e-4) * np.sin(2e3 * tt)).astype(np.int16)
+    sent_at: dict[str, float] = {}
+    confirm_at: dict[str, float] = {}
+    to_confirm: list[str] = []
+    h0 = {"Authorization": "Bearer tok-0", "X-Purpose": "emergency_response"}
+    late_s: list[float] = []
+    async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+        t_start = time.perf_counter()
+
+        async def one(n: int, due: float) -> None:
+            now = time.time()
+            bodies = []
+            for k, sg in enumerate(signers.values()):
+                t_k = now + 0.01 * k
+                f = ReportFields(
+                    iso_utc(t_k),
+                    0.0004,
+                    pos[k][0],
+                    pos[k][1],
+                    5.0,
+                    None,
+                    None,
+                    None,
+                    20.0,
+                    -10.0,
+                    0.9,
+                )
+                bodies.append(sg.report(f, snippet, SR, t_k - 1.0)[1])
+            for b in bodies[:-1]:
+                (await c.post("/api/v1/reports", content=b)).raise_for_status()
+            iid = f"b-inc-{n}"
+            sent_at[iid] = time.perf_counter()
+            (await c.post("/api/v1/reports", content=bodies[-1])).raise_for_status()
+            if n % args.confirm_every == 0:
+                to_confirm.append(iid)
+
+        pending: list[asyncio.Task[None]] = []
+        lock = asyncio.Lock()  # sensors' sequence numbers must arrive in order
+
+        async def ordered(n: int, due: float) -> None:
+            async with lock:
+                late_s.append(max(0.0, time.perf_counter() - t_start - due))
+                await one(n, due)
+
+        for n, due in enumerate(rel_s, start=1):
+            await asyncio.sleep(max(0.0, t_start + due - time.perf_counter()))
+            pending.append(asyncio.create_task(ordered(n, float(due))))
+            while to_confirm and queue_seen.get(to_confirm[0]):  # a reviewer sees it first
+                iid = to_confirm.pop(0)
+                confirm_at[iid] = time.perf_counter()
+                r = await c.post(
+                    f"/api/v1/incidents/{iid}/commands/confirm",
+                    headers=h0,
+                    json={"reason": "nye confirm"},
+                )
+                assert r.json()["outcome"] == "OK", r.text
+        await asyncio.gather(*pending)
+        for iid in to_confirm:
+            while not queue_seen.get(iid):
+                await asyncio.sleep(0.01)
+            confirm_at[iid] = time.perf_counter()
+            await c.post(
+                f"/api/v1/incidents/{iid}/commands/confirm",
+                headers=h0,
+                json={"reason": "nye confirm"},
+            )
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline and (
+            sum(len(v) for v in queue_seen.values()) < len(sent_at) * args.consoles
+            or any(i not in received for i in confirm_at)
+        ):
+            await asyncio.sleep(0.05)
+        queue = (await c.get("/api/v1/queue", headers=h0)).json()
+    elapsed = time.perf_counter() - t_start
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await chan_client.aclose()
+    server.stop()
+    receiver.stop()
+    with sessions() as s:
+        stored = s.scalar(select(func.count()).select_from(ReviewRecordRow))
+    with make_engine(args.pg_url).begin() as c:
+        c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    r2q = [t - sent_at[i] for i, ts in queue_seen.items() if i in sent_at for t in ts]
+    c2a = [
+        max(*board_seen.get(i, [float("inf")]), received.get(i, float("inf"))) - t0
+        for i, t0 in confirm_at.items()
+    ]
+    missing_console = sum(args.consoles - len(queue_seen.get(i, [])) for i in sent_at)
+    ms = 1000.0
+    return {
+        "benchmark": "nye_replay",
+        "backend": "postgresql",
+        "night": {"incidents": args.incidents, "burst_per_min": args.burst_per_min},
+        "slice": {
+            "from_min_after_noon": args.from_min,
+            "minutes": args.minutes,
+            "speed": args.speed,
+            "incidents": len(sent_at),
+            "wall_s": elapsed,
+            "offered_rate_per_s": len(sent_at) / max(elapsed, 1e-9),
+            "sender_late_p99_ms": pct(late_s, 99) * ms,
+        },
+        "consoles": args.consoles,
+        "lost": {
+            "not_stored": len(sent_at) - int(stored or 0),
+            "console_deliveries_missing": missing_console,
+            "webhooks_missing": sum(1 for i in confirm_at if i not in received),
+        },
+        "queue_in_priority_order": priority_ok(queue),
+        "queue_length": len(queue),
+        "report_to_queue_ms": {
+            "n": len(r2q),
+            "p50": pct(r2q, 50) * ms,
+            "p99": pct(r2q, 99) * ms,
+            "target_p50": 300,
+            "target_p99": 1000,
+        },
+        "confirm_to_board_and_webhook_ms": {
+            "n": len(c2a),
+            "p50": pct(c2a, 50) * ms,
+            "p99": pct(c2a, 99) * ms,
+            "target_p99": 500,
+        },
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default="../shared/data")
+    ap.add_argument(
+        "--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/shotwatch_test"
+    )
+    ap.add_argument("--incidents", type=int, default=10_000)
+    ap.add_argument("--burst-per-min", type=int, default=100)
+    ap.add_argument("--from-min", type=float, default=700.0, help="slice start (min after noon)")
+    ap.add_argument("--minutes", type=float, default=10.0, help="slice length (night minutes)")
+    ap.add_argument("--speed", type=float, default=10.0)
+    ap.add_argument("--consoles", type=int, default=50)
+    ap.add_argument("--confirm-every", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--port", type=int, default=18490)
+    ap.add_argument("--no-classify", action="store_true", help="skip scoring incidents")
+    args = ap.parse_args()
+    json.dump(asyncio.run(run(args)), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

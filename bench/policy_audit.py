@@ -1,0 +1,292 @@
+"""Policy and audit benchmark: decision latency, audited requests/s on PostgreSQL, and the
+time to verify a large audit log. Prints JSON.
+
+    python3 bench/policy_audit.py --decisions 20000 --audit-seconds 10 --threads 8,32 \
+        --verify-entries 1000000
+
+PostgreSQL runs use a throw-away database created on the server named by --pg-url.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from shotwatch.audit.log import AuditLog
+from shotwatch.core.clock import SystemClock
+from shotwatch.policy.actions import Action
+from shotwatch.policy.engine import Actor, Context, Resource, default_engine
+from shotwatch.policy.service import Authorizer
+from shotwatch.storage.db import make_engine, migrate
+
+PG_URL = os.environ.get(
+    "SHOTWATCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/shotwatch_test"
+)
+NOW_S = 1_800_000_000.0
+
+
+def requests_mix() -> list[tuple[Actor, Action, Resource, Context]]:
+    """Every role x action of every policy, in a base and a few deny situations."""
+    engine = default_engine()
+    out = []
+    for pol in engine.policies:
+        pid = pol.policy.id
+        for role in pol.roles:
+            for action in Action:
+                cands = [
+                    p for p in pol.permit if action.spec.value in p.actions and role.name in p.roles
+                ]
+                p = cands[0] if cands else None
+                actor = Actor(
+                    f"{role.name}-1",
+                    pol.policy.agency,
+                    role.name,
+                    pol.ranks[-1],
+                    "cmd-A",
+                    (p.bureaus or pol.bureaus or [""])[0] if p else "",
+                    access=frozenset({pid}),
+                    trained=frozenset({pid}),
+                )
+                res = Resource(
+                    "r-1",
+                    pid,
+                    (p.resource_kinds or ["incident"])[0] if p else "incident",
+                    "cmd-A",
+                    created_at_s=NOW_S - 3600,
+                    attrs=dict(p.resource_attrs) if p else {},
+                )
+                ctx = Context(
+                    NOW_S,
+                    purpose=((p.purposes if p else None) or pol.purposes)[0],
+                    reference="C-1",
+                    workstation=(pol.workstations or [""])[0],
+                    disclosure_basis="crime_investigation",
+                )
+                out.append((actor, action, res, ctx))
+                out.append((replace(actor, command="cmd-B", access=frozenset()), action, res, ctx))
+                out.append((actor, action, res, replace(ctx, purpose="immigration_enforcement")))
+                out.append((actor, action, res, replace(ctx, remote=True)))
+    return out
+
+
+def bench_decide(n: int) -> dict[str, Any]:
+    engine = default_engine()
+    mix = requests_mix()
+    for a, act, r, c in mix[:200]:
+        engine.decide(a, act, r, c)
+    times = []
+    cpu = []
+    allowed = 0
+    for i in range(n):
+        a, act, r, c = mix[i % len(mix)]
+        c0 = time.thread_time_ns()
+        t0 = time.perf_counter_ns()
+        d = engine.decide(a, act, r, c)
+        times.append(time.perf_counter_ns() - t0)
+        cpu.append(time.thread_time_ns() - c0)
+        allowed += d.allow
+    times.sort()
+    cpu.sort()
+    q = lambda f: times[min(len(times) - 1, int(f * len(times)))] / 1e6  # noqa: E731
+    qc = lambda f: cpu[min(len(cpu) - 1, int(f * len(cpu)))] / 1e6  # noqa: E731
+    return {
+        "cpu_p50_ms": round(qc(0.50), 4),
+        "cpu_p99_ms": round(qc(0.99), 4),
+        "decisions": n,
+        "distinct_requests": len(mix),
+        "allowed_fraction": round(allowed / n, 3),
+        "p50_ms": round(q(0.50), 4),
+        "p99_ms": round(q(0.99), 4),
+        "p999_ms": round(q(0.999), 4),
+        "max_ms": round(times[-1] / 1e6, 4),
+        "mean_ms": round(statistics.fmean(times) / 1e6, 4),
+        "target_p99_ms": 1.0,
+    }
+
+
+class FreshPg:
+    def __init__(self, url: str) -> None:
+        self.admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        self.name = f"sw_bench_{uuid.uuid4().hex[:8]}"
+        with self.admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.url = make_url(url).set(database=self.name).render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        with self.admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+def bench_audited(pg_url: str, seconds: float, threads: list[int]) -> dict[str, Any]:
+    """Each request = decide() + an audit entry committed before the request returns."""
+    db = FreshPg(pg_url)
+    try:
+        migrate(db.url)
+        engine = make_engine(db.url)
+        engine.pool.dispose()
+        audit = AuditLog(
+            engine, SystemClock(), signing_key=Ed25519PrivateKey.generate(), checkpoint_every=10_000
+        )
+        authz = Authorizer(default_engine(), audit)
+        mix = requests_mix()
+        results: dict[str, Any] = {}
+        for t in sorted({1, *threads}):
+            counts = [0] * t
+            stop = time.perf_counter() + seconds
+
+            def worker(
+                k: int, counts: list[int] = counts, stop: float = stop, step: int = t
+            ) -> None:
+                i = k
+                while time.perf_counter() < stop:
+                    a, act, r, c = mix[i % len(mix)]
+                    authz.authorize(a, act, r, c)
+                    counts[k] += 1
+                    i += step
+
+            b0, e0 = audit.stats["batches"], audit.stats["entries"]
+            t0 = time.perf_counter()
+            c0 = time.process_time()
+            ths = [threading.Thread(target=worker, args=(k,)) for k in range(t)]
+            for th in ths:
+                th.start()
+            for th in ths:
+                th.join()
+            dt = time.perf_counter() - t0
+            cpu = time.process_time() - c0
+            results[f"threads_{t}"] = {
+                "requests": sum(counts),
+                "seconds": round(dt, 2),
+                "requests_per_s": round(sum(counts) / dt, 1),
+                "client_cpu_ms_per_request": round(1000 * cpu / max(1, sum(counts)), 3),
+                "mean_entries_per_commit": round(
+                    (audit.stats["entries"] - e0) / max(1, audit.stats["batches"] - b0), 2
+                ),
+            }
+        rep = audit.verify()
+        results["log_entries"] = rep.entries
+        results["log_verifies"] = rep.ok
+        results["target_requests_per_s"] = 1000
+        engine.dispose()
+        return results
+    finally:
+        db.drop()
+
+
+def fill(log: AuditLog, n: int, batch: int = 20_000) -> float:
+    t0 = time.perf_counter()
+    done = 0
+    while done < n:
+        k = min(batch, n - done)
+        log.append_many(
+            [
+                {
+                    "time_s": NOW_S + done + i,
+                    "actor": f"user-{(done + i) % 977}",
+                    "action": "incident.view",
+                    "kind": "view",
+                    "item": f"incident:{(done + i) % 50021}",
+                    "purpose": "criminal_investigation",
+                    "reference": f"C-{done + i}",
+                    "allowed": True,
+                    "rules": ["NYPD-SS-ACCESS"],
+                    "reason": "permitted by NYPD-SS-ACCESS",
+                    "policy": "nypd-shotspotter",
+                    "detail": {},
+                }
+                for i in range(k)
+            ]
+        )
+        done += k
+    return time.perf_counter() - t0
+
+
+def bench_verify(n: int, backend: str, pg_url: str, tmpdir: str | None = None) -> dict[str, Any]:
+    tmp = tempfile.mkdtemp(prefix="sw-bench-", dir=tmpdir)
+    db = FreshPg(pg_url) if backend == "postgresql" else None
+    url = db.url if db else f"sqlite:///{Path(tmp) / 'audit.db'}"
+    try:
+        migrate(url)
+        engine = make_engine(url)
+        key = Ed25519PrivateKey.generate()
+        log = AuditLog(engine, SystemClock(), signing_key=key, checkpoint_every=100_000)
+        fill_s = fill(log, n)
+        log.checkpoint()
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        rep = log.verify()
+        verify_s = time.perf_counter() - t0
+        verify_cpu_s = time.process_time() - c0
+        assert rep.ok and rep.entries == n, rep
+        engine.dispose()
+        return {
+            "backend": backend,
+            "entries": n,
+            "checkpoints": rep.checkpoints,
+            "fill_s": round(fill_s, 1),
+            "verify_s": round(verify_s, 2),
+            "verify_cpu_s_client": round(verify_cpu_s, 2),
+            "entries_per_s": round(n / verify_s),
+            "target_s_for_1M": 10.0,
+        }
+    finally:
+        if db:
+            db.drop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--decisions", type=int, default=20_000)
+    ap.add_argument("--audit-seconds", type=float, default=10.0)
+    ap.add_argument("--threads", default="8,32", help="comma list of thread counts")
+    ap.add_argument("--verify-entries", type=int, default=1_000_000)
+    ap.add_argument("--verify-backend", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--pg-url", default=PG_URL)
+    ap.add_argument("--tmpdir", default=None, help="where the SQLite file goes (e.g. /dev/shm)")
+    ap.add_argument("--skip", default="", help="comma list of decide,audited,verify to skip")
+    args = ap.parse_args()
+    skip = set(args.skip.split(",")) if args.skip else set()
+    out: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_at_start": os.getloadavg(),
+        }
+    }
+    if "decide" not in skip:
+        out["decide"] = bench_decide(args.decisions)
+        print(json.dumps({"decide": out["decide"]}), file=sys.stderr)
+    if "audited" not in skip:
+        out["audited_requests_postgresql"] = bench_audited(
+            args.pg_url, args.audit_seconds, [int(x) for x in args.threads.split(",")]
+        )
+        print(json.dumps({"audited": out["audited_requests_postgresql"]}), file=sys.stderr)
+    if "verify" not in skip:
+        out["verify"] = bench_verify(
+            args.verify_entries, args.verify_backend, args.pg_url, args.tmpdir
+        )
+    out["machine"]["load_average_at_end"] = os.getloadavg()
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

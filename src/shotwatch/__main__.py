@@ -1,0 +1,5 @@
+import sys
+
+from shotwatch.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""ASGI web application and API (outer shell)."""

@@ -1,0 +1,133 @@
+"""``shotwatch serve --demo``: the whole system on the embedded defaults, live in the browser.
+
+A simulated sensor network (the shipped scenarios) is laid over a real police district; each
+sensor gets an Ed25519 key, and its pulses become signed reports (with the simulated audio
+around each arrival) posted to the running server over HTTP at the pace they happened, shifted
+to now. They go through signature checks, the live pipeline, the review queue and, once a
+reviewer confirms, dispatch. Demo users and their tokens are printed at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shotwatch.api.auth import UserRegistry
+from shotwatch.core.model import iso_utc
+from shotwatch.sensor.messages import ReportFields
+from shotwatch.sensor.signer import SensorSigner
+
+DEMO_SCENARIOS = ("city_single_shooter", "automatic_fire", "two_shooters_50m", "moving_shooter")
+DEMO_ORIGIN = (41.8781, -87.6298)  # the shipped city scenario's origin (Chicago, district 1)
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    t_rel_s: float
+    serial: str
+    fields: ReportFields
+    snippet: np.ndarray
+    rate_hz: int
+
+
+def plan(
+    names: tuple[str, ...] = DEMO_SCENARIOS, seed: int = 1, gap_s: float = 20.0
+) -> list[DemoReport]:
+    """Every scenario's pulses as reports, scenarios one after another ``gap_s`` apart."""
+    from shotwatch.sim import example_scenarios, load_scenario, simulate_pulses
+    from shotwatch.sim.audio import simulate_audio
+
+    shipped = example_scenarios()
+    out: list[DemoReport] = []
+    offset = 2.0
+    for name in names:
+        sc = load_scenario(shipped[name])
+        res = simulate_pulses(sc, seed)
+        if not res.pulses:
+            continue
+        audio = {a.serial: a for a in simulate_audio(res.scene)}
+        t0 = min(p.t_s for p in res.pulses)
+        for p in sorted(res.pulses, key=lambda p: p.t_s):
+            a = audio.get(p.sensor)
+            rate = a.sample_rate_hz if a else 12000
+            snippet = np.zeros(2 * rate, np.int16)
+            if a is not None:
+                pcm = a.pcm16()
+                i0 = round((p.t_s - 1.0 - a.start_s) * rate)
+                lo, hi = max(0, i0), min(pcm.size, i0 + 2 * rate)
+                if hi > lo:
+                    snippet[lo - i0 : hi - i0] = pcm[lo:hi]
+            fields = ReportFields(
+                arrival_utc="",
+                clock_error_s=min(p.clock_error_s, 0.5),
+                x_m=p.x_m,
+                y_m=p.y_m,
+                z_m=p.z_m,
+                lat_deg=None,
+                lon_deg=None,
+                elevation_m=None,
+                snr_db=p.snr_db if np.isfinite(p.snr_db) else 10.0,
+                level_dbfs=-20.0,
+                score=p.score if np.isfinite(p.score) else 0.5,
+            )
+            serial = f"{sc.name}:{p.sensor}"
+            out.append(DemoReport(offset + p.t_s - t0, serial, fields, snippet, rate))
+        offset += max(p.t_s for p in res.pulses) - t0 + gap_s
+    return out
+
+
+def demo_users(command: str) -> tuple[UserRegistry, dict[str, str]]:
+    """A detective (reviews) and an officer (mobile view) of ``command``; tokens are fresh."""
+    tokens = {"analyst": secrets.token_urlsafe(12), "officer": secrets.token_urlsafe(12)}
+    ss = "nypd-shotspotter"
+    base = {"agency": "NYPD", "command": command, "access": [ss], "trained": [ss]}
+    reg = UserRegistry.from_dicts(
+        [
+            {
+                **base,
+                "token": tokens["analyst"],
+                "user_id": "demo.analyst",
+                "role": "investigator",
+                "rank": "detective",
+            },
+            {
+                **base,
+                "token": tokens["officer"],
+                "user_id": "demo.officer",
+                "role": "officer",
+                "rank": "police_officer",
+            },
+        ]
+    )
+    return reg, tokens
+
+
+async def feed(
+    base_url: str, reports: list[DemoReport], keys: dict[str, Ed25519PrivateKey], seq_dir: Path
+) -> None:
+    """Post the reports to the server as the sensors would, in real time. Arrival times keep
+    the simulated differences exactly (they are data, not the moment of sending)."""
+    signers = {s: SensorSigner(s, k, seq_dir / s.replace(":", "_")) for s, k in keys.items()}
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        for _ in range(100):  # wait for the server to listen
+            try:
+                await client.get("/openapi.json")
+                break
+            except httpx.HTTPError:
+                await asyncio.sleep(0.2)
+        start = time.time()
+        for r in reports:
+            t = start + r.t_rel_s
+            await asyncio.sleep(max(0.0, t - time.time()))
+            f = replace(r.fields, arrival_utc=iso_utc(t))
+            _, body = signers[r.serial].report(f, r.snippet, r.rate_hz, t - 1.0)
+            resp = await client.post("/api/v1/reports", content=body)
+            if resp.status_code >= 400:
+                print(f"demo: report from {r.serial} refused: {resp.text[:200]}")

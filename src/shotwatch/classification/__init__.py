@@ -1,0 +1,1 @@
+"""Gunfire vs confusers: pulse-level model and incident-level fusion."""

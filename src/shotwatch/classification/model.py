@@ -1,0 +1,171 @@
+"""The shipped pulse model: gradient-boosted trees + Platt calibration + a confuser labeller.
+
+The model is a plain ``.npz`` of numeric arrays (no pickle, no code) inside the package,
+evaluated here with numpy alone, so it loads offline and cannot execute anything on load:
+
+- ``feature_names``: must equal :data:`shotwatch.classification.features.FEATURE_NAMES`;
+- trees: ``node_left``, ``node_right``, ``node_feature``, ``node_threshold``, ``node_value``
+  (all trees' nodes concatenated) and ``tree_root`` (index of each tree's first node);
+  ``init_score`` and ``learning_rate``: raw log-odds = init + lr * sum(leaf values);
+- ``platt_a``, ``platt_b``: P(gunfire) = 1 / (1 + exp(-(a * raw + b)));
+- ``threshold``: the probability at and above which a pulse is called gunfire;
+- ``label_names``, ``label_coef``, ``label_intercept``, ``feat_mean``, ``feat_scale``:
+  a multinomial logistic model over the labels, used to name the likely confuser;
+- ``version``: the model's version string (stored with every decision).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from shotwatch.classification.features import FEATURE_NAMES
+from shotwatch.core.errors import InputError
+
+MODEL_FILE = "pulse-model.npz"
+GUNSHOT = "gunshot"
+#: Labels a non-gunfire decision can carry (the issue's confuser classes).
+CONFUSER_LABELS = (
+    "fireworks",
+    "firecracker",
+    "backfire",
+    "door_slam",
+    "knock",
+    "impact",
+    "other",
+)
+
+
+@dataclass(frozen=True)
+class PulseModel:
+    version: str
+    feature_names: tuple[str, ...]
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold_node: np.ndarray
+    value: np.ndarray
+    roots: np.ndarray
+    init_score: float
+    learning_rate: float
+    platt_a: float
+    platt_b: float
+    threshold: float
+    label_names: tuple[str, ...]
+    label_coef: np.ndarray
+    label_intercept: np.ndarray
+    feat_mean: np.ndarray
+    feat_scale: np.ndarray
+
+    @staticmethod
+    def load(path: str | Path) -> PulseModel:
+        where = str(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise InputError(where, "model", f"cannot read model file: {exc}") from exc
+        return PulseModel.from_arrays(data, where)
+
+    @staticmethod
+    def from_arrays(data: dict[str, np.ndarray], where: str = "model") -> PulseModel:
+        required = (
+            "version",
+            "feature_names",
+            "node_left",
+            "node_right",
+            "node_feature",
+            "node_threshold",
+            "node_value",
+            "tree_root",
+            "init_score",
+            "learning_rate",
+            "platt_a",
+            "platt_b",
+            "threshold",
+            "label_names",
+            "label_coef",
+            "label_intercept",
+            "feat_mean",
+            "feat_scale",
+        )
+        for key in required:
+            if key not in data:
+                raise InputError(where, key, "missing from the model file")
+        names = tuple(str(s) for s in data["feature_names"])
+        if names != FEATURE_NAMES:
+            raise InputError(
+                where, "feature_names", "model was trained on different features than this code"
+            )
+        return PulseModel(
+            version=str(data["version"]),
+            feature_names=names,
+            left=data["node_left"].astype(np.int64),
+            right=data["node_right"].astype(np.int64),
+            feature=data["node_feature"].astype(np.int64),
+            threshold_node=data["node_threshold"].astype(np.float64),
+            value=data["node_value"].astype(np.float64),
+            roots=data["tree_root"].astype(np.int64),
+            init_score=float(data["init_score"]),
+            learning_rate=float(data["learning_rate"]),
+            platt_a=float(data["platt_a"]),
+            platt_b=float(data["platt_b"]),
+            threshold=float(data["threshold"]),
+            label_names=tuple(str(s) for s in data["label_names"]),
+            label_coef=data["label_coef"].astype(np.float64),
+            label_intercept=data["label_intercept"].astype(np.float64),
+            feat_mean=data["feat_mean"].astype(np.float64),
+            feat_scale=data["feat_scale"].astype(np.float64),
+        )
+
+    def raw_score(self, features: np.ndarray) -> np.ndarray:
+        """Uncalibrated log-odds of gunfire, one per row of ``features``."""
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        rows = np.arange(x.shape[0])
+        total = np.zeros(x.shape[0])
+        for root in self.roots:
+            node = np.full(x.shape[0], root, dtype=np.int64)
+            while True:
+                leaf = self.left[node] < 0
+                if np.all(leaf):
+                    break
+                f = self.feature[node]
+                go_left = x[rows, np.where(leaf, 0, f)] <= self.threshold_node[node]
+                nxt = np.where(go_left, self.left[node], self.right[node])
+                node = np.where(leaf, node, nxt)
+            total += self.value[node]
+        return self.init_score + self.learning_rate * total
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """Calibrated probability of gunfire in [0, 1], one per row."""
+        z = self.platt_a * self.raw_score(features) + self.platt_b
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
+
+    def label_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Per-row probabilities over ``label_names`` (multinomial logistic model)."""
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        z = ((x - self.feat_mean) / self.feat_scale) @ self.label_coef.T + self.label_intercept
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+    def likely_confuser(self, features: np.ndarray) -> list[str]:
+        """The most probable non-gunfire label per row."""
+        p = self.label_probabilities(features)
+        mask = np.array([name != GUNSHOT for name in self.label_names])
+        p = np.where(mask[None, :], p, -1.0)
+        return [self.label_names[i] for i in np.argmax(p, axis=1)]
+
+
+def packaged_model_path() -> Path:
+    return Path(str(resources.files("shotwatch.classification") / "model" / MODEL_FILE))
+
+
+@lru_cache(maxsize=1)
+def default_model() -> PulseModel:
+    """The model shipped inside the package (read once, from the package's own files)."""
+    return PulseModel.load(packaged_model_path())

@@ -1,0 +1,1 @@
+"""The shotwatch command (outer shell)."""

@@ -1,0 +1,239 @@
+"""``shotwatch serve``: the web application (sensor reports, review console, dispatch board)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shotwatch.cli.common import add_config_option, add_db_option
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the web application: sensor report ingest, review console, dispatch board",
+        description="Serve the API (OpenAPI at /docs), the review console (/console), the "
+        "dispatch board (/board) and the officer view (/officer).",
+    )
+    add_config_option(p)
+    add_db_option(p)
+    p.add_argument("--host", default=None, help="listen address (default: dispatch.host)")
+    p.add_argument("--port", type=int, default=None, help="listen port (default: dispatch.port)")
+    p.add_argument("--boundaries", default=None, help="police boundary GeoJSON file")
+    p.add_argument("--mode", choices=["nypd", "sfdem"], default=None, help="deployment flow")
+    p.add_argument("--users", default=None, help="users TOML file ([[user]] tables)")
+    p.add_argument(
+        "--mqtt",
+        default=None,
+        metavar="HOST:PORT",
+        help="also take sensor reports from this MQTT broker (persistent QoS 1 session)",
+    )
+    p.add_argument("--check", action="store_true", help="build the app, print its routes and exit")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="the whole system live: a simulated network over a real district sends signed "
+        "reports to this server; demo users are printed",
+    )
+    p.add_argument("--open", action="store_true", help="open the console in a web browser")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from shotwatch.api.app import create_app
+    from shotwatch.api.build import build_server
+    from shotwatch.core.clock import SystemClock
+    from shotwatch.core.errors import InputError
+    from shotwatch.core.settings import load_settings
+    from shotwatch.sensor.ingest import Ingest, IngestLimits, SqlIngestStore
+    from shotwatch.storage.db import make_engine, migrate, resolve_url, session_factory
+
+    settings = load_settings(args.config)
+    if args.demo:
+        return _run_demo(args, settings)
+    d = settings.dispatch
+    overrides = {
+        k: v
+        for k, v in {
+            "boundaries_file": args.boundaries,
+            "mode": args.mode,
+            "users_file": args.users,
+            "host": args.host,
+            "port": args.port,
+        }.items()
+        if v is not None
+    }
+    d = d.model_copy(update=overrides)
+    clock = SystemClock()
+    url = resolve_url(args.db or settings.storage.url)
+    migrate(url)
+    sessions = session_factory(make_engine(url))
+    verifier = Ingest(SqlIngestStore(sessions), IngestLimits.from_settings(settings.sensor), clock)
+    from shotwatch.api.live import PipelineConsumer, ticker
+    from shotwatch.core.geo import LocalFrame
+    from shotwatch.dispatch.service import SqlFlowStore, resend, restore_flow
+    from shotwatch.pipeline import Pipeline, StoreSink
+
+    frame = None
+    if d.origin_lat_deg is not None and d.origin_lon_deg is not None:
+        frame = LocalFrame(d.origin_lat_deg, d.origin_lon_deg)
+    consumer = PipelineConsumer(
+        lambda sink: Pipeline(settings, clock, sink, frame=frame), StoreSink(sessions)
+    )
+    server = build_server(
+        d,
+        clock=clock,
+        verifier=verifier,
+        store=SqlFlowStore(sessions),
+        consumer=consumer,
+        frame=frame,
+    )
+
+    async def _tick() -> None:
+        await ticker(consumer, server.accept)
+
+    server.background.append(_tick)
+    server.classify = True
+
+    from shotwatch.api.live import resume
+    from shotwatch.storage.service import load_pulses
+
+    lookback_s = settings.association.window_s + settings.incidents.max_gap_s + 5.0
+    with sessions() as s:
+        recent = load_pulses(session=s, start_s=clock.now() - lookback_s)
+    replayed = resume(consumer, recent, lambda iid: iid in server.flow.book.records, server.accept)
+    print(f"shotwatch serve: resumed the pipeline from {replayed} recent pulses", file=sys.stderr)
+    from shotwatch.api.build import audit_sink
+    from shotwatch.audit.log import AuditLog
+
+    audit_log = AuditLog(make_engine(url), clock)
+    server.audit = audit_sink(audit_log)
+    server.gate.audit = audit_log
+    if args.mqtt:
+        mhost, _, mport = args.mqtt.rpartition(":")
+        if not mhost or not mport.isdigit():
+            raise InputError("--mqtt", "address", f"expected HOST:PORT, got {args.mqtt!r}")
+
+        async def _mqtt() -> None:
+            import asyncio
+
+            from shotwatch.api.mqtt import mqtt_bridge
+
+            loop = asyncio.get_running_loop()
+            sub = mqtt_bridge(server, verifier, loop, mhost, int(mport))
+            await loop.run_in_executor(None, sub.start)
+            try:
+                await asyncio.Event().wait()  # until the server shuts down (cancelled)
+            finally:
+                sub.stop()
+
+        server.background.append(_mqtt)
+    undelivered = restore_flow(server.flow, sessions)
+    print(
+        f"shotwatch serve: restored {len(server.flow.book.records)} incidents, "
+        f"{len(server.flow.calls)} calls; {len(undelivered)} to re-send",
+        file=sys.stderr,
+    )
+
+    async def _resend() -> None:
+        await resend(server.flow, undelivered)
+
+    server.startup.append(_resend)
+    app = create_app(server)
+    if args.check:
+        for r in app.routes:
+            methods = ",".join(sorted(getattr(r, "methods", None) or []))
+            print(f"{methods:10} {getattr(r, 'path', '')}")
+        return 0
+    import uvicorn
+
+    print(f"shotwatch serve: http://{d.host}:{d.port}/console (mode {d.mode})", file=sys.stderr)
+    uvicorn.run(app, host=d.host, port=d.port, log_level="info")
+    return 0
+
+
+def _run_demo(args: argparse.Namespace, settings: object) -> int:
+    import os
+    import tempfile
+    import webbrowser
+    from pathlib import Path
+
+    import uvicorn
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from shotwatch.api.app import create_app
+    from shotwatch.api.build import build_server
+    from shotwatch.api.demo_live import DEMO_ORIGIN, demo_users, feed, plan
+    from shotwatch.api.live import PipelineConsumer, ticker
+    from shotwatch.core.clock import SystemClock
+    from shotwatch.core.errors import InputError
+    from shotwatch.core.geo import LocalFrame
+    from shotwatch.core.settings import Settings
+    from shotwatch.dispatch.boundaries import load_boundaries
+    from shotwatch.dispatch.channels import FakeChannel
+    from shotwatch.dispatch.service import SqlFlowStore
+    from shotwatch.pipeline import Pipeline, StoreSink
+    from shotwatch.sensor.ingest import Ingest, IngestLimits, MemoryIngestStore
+    from shotwatch.storage.db import make_engine, migrate, session_factory
+
+    assert isinstance(settings, Settings)
+    data = Path(os.environ.get("SHOTWATCH_DATA", "../shared/data"))
+    bfile = (
+        Path(args.boundaries)
+        if args.boundaries
+        else (data / "boundaries" / "chicago-police-districts.geojson")
+    )
+    if not bfile.exists():
+        raise InputError(str(bfile), "boundaries", "not found: pass --boundaries FILE")
+    boundaries = load_boundaries(bfile)
+    command = boundaries.route(*DEMO_ORIGIN).unit_id or ""
+    tmp = Path(tempfile.mkdtemp(prefix="shotwatch-demo-"))
+    url = args.db or f"sqlite:///{tmp / 'demo.db'}"
+    migrate(url)
+    sessions = session_factory(make_engine(url))
+    print("shotwatch serve --demo: simulating the scenarios...", file=sys.stderr)
+    reports = plan()
+    keys = {s: Ed25519PrivateKey.generate() for s in sorted({r.serial for r in reports})}
+    clock = SystemClock()
+    frame = LocalFrame(*DEMO_ORIGIN)
+    users, tokens = demo_users(command)
+    consumer = PipelineConsumer(
+        lambda sink: Pipeline(settings, clock, sink, frame=frame), StoreSink(sessions)
+    )
+    d = settings.dispatch.model_copy(update={"mode": args.mode or "nypd"})
+    server = build_server(
+        d,
+        clock=clock,
+        boundaries=boundaries,
+        users=users,
+        channels=[FakeChannel("demo-webhook")],
+        verifier=Ingest(
+            MemoryIngestStore({s: k.public_key() for s, k in keys.items()}), IngestLimits(), clock
+        ),
+        consumer=consumer,
+        frame=frame,
+        store=SqlFlowStore(sessions),
+    )
+    host, port = args.host or d.host, args.port or d.port
+    base = f"http://{host}:{port}"
+
+    async def _tick() -> None:
+        await ticker(consumer, server.accept)
+
+    async def _feed() -> None:
+        await feed(base, reports, keys, tmp)
+        print("shotwatch serve --demo: all scenarios sent", file=sys.stderr)
+
+    server.background += [_tick, _feed]
+    server.classify = True
+    print(
+        f"\nShotWatch demo on {base}/login  (district {command}, {len(keys)} sensors, "
+        f"{len(reports)} reports over {reports[-1].t_rel_s:.0f} s)\n"
+        f"  analyst token: {tokens['analyst']}\n  officer token: {tokens['officer']}\n"
+        f"  review queue {base}/console · board {base}/board · officer {base}/officer\n",
+        file=sys.stderr,
+    )
+    if args.open:
+        webbrowser.open(f"{base}/login")
+    uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
+    return 0

@@ -1,0 +1,1 @@
+"""Calls for service and alert channels behind one port."""

@@ -1,0 +1,195 @@
+"""Pulses -> :class:`~shotwatch.core.model.ShotLocation`: the model-level shell around the
+array solver in :mod:`shotwatch.location.solver`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from shotwatch.core.ids import stable_id
+from shotwatch.core.model import Ellipse, Provenance, Pulse, Sensor, ShotLocation
+from shotwatch.core.settings import LocationSettings
+from shotwatch.location.solver import (
+    FloatArray,
+    SolverConfig,
+    TdoaSolution,
+    ellipse_90,
+    radius_90,
+    solve_tdoa,
+)
+
+ALGORITHM = "tdoa-irls-asymmetric"
+VERSION = "1"
+
+
+def solver_config(settings: LocationSettings, dims: int) -> SolverConfig:
+    return SolverConfig(
+        dims=dims,
+        pick_sigma_s=settings.pick_sigma_s,
+        late_scale_s=settings.late_scale_s,
+        early_scale_s=settings.early_scale_s,
+    )
+
+
+def earliest_per_sensor(pulses: Sequence[Pulse]) -> list[Pulse]:
+    """One pulse per sensor, the earliest (later ones on the same sensor are echoes)."""
+    best: dict[str, Pulse] = {}
+    for p in pulses:
+        q = best.get(p.sensor)
+        if q is None or p.t_s < q.t_s:
+            best[p.sensor] = p
+    return sorted(best.values(), key=lambda p: (p.t_s, p.sensor))
+
+
+def ambiguity_penalty(
+    xy: FloatArray,
+    pulses: Sequence[Pulse],
+    silent_sensors: Sequence[Sensor],
+) -> float:
+    """Evidence against a candidate source position (lower is more plausible).
+
+    * Each sensor that did **not** hear the shot costs up to two points, the more the closer
+      it is to the candidate relative to the median reporting sensor (a near sensor should
+      have heard it): ``2 * max(0, 1 - d_silent / d_median_reporting)``.
+    * The spread (dB) of ``level + 20 log10(distance)`` over reporting sensors: with
+      spherical spreading a true source gives one source level; the wrong mirror image
+      mixes near and far. Weighted 1 point per 6 dB.
+    """
+    pos = np.array([[p.x_m, p.y_m] for p in pulses])
+    d = np.hypot(pos[:, 0] - xy[0], pos[:, 1] - xy[1])
+    penalty = 0.0
+    if silent_sensors:
+        d_ref = max(float(np.median(d)), 1.0)
+        sil = np.array([[s.x_m, s.y_m] for s in silent_sensors])
+        ds = np.hypot(sil[:, 0] - xy[0], sil[:, 1] - xy[1])
+        penalty += 2.0 * float(np.sum(np.clip(1.0 - ds / d_ref, 0.0, 1.0)))
+    levels = np.array([p.level_db_spl for p in pulses])
+    ok = np.isfinite(levels)
+    if ok.sum() >= 2:
+        src = levels[ok] + 20.0 * np.log10(np.maximum(d[ok], 1.0))
+        penalty += float(np.std(src)) / 6.0
+    return penalty
+
+
+def locate(
+    pulses: Sequence[Pulse],
+    *,
+    c_mps: float,
+    dims: int | None = None,
+    settings: LocationSettings | None = None,
+    created_s: float = 0.0,
+    silent_sensors: Sequence[Sensor] = (),
+    start_xy: tuple[float, float] | None = None,
+) -> ShotLocation | None:
+    """Locate one shot from its associated pulses (at most one per sensor is used: the
+    earliest). Returns ``None`` when fewer than ``dims + 1`` sensors took part or the fit
+    did not produce a finite position.
+
+    ``silent_sensors`` are sensors known to be in service near the shot that did not report
+    it; they only break a three-sensor (two-solution) ambiguity. ``start_xy`` (e.g. the
+    associator's grid node) skips the global grid search unless the set is minimal.
+    """
+    settings = settings or LocationSettings()
+    dims = dims or settings.dims
+    if not math.isfinite(c_mps) or not 250.0 <= c_mps <= 400.0:
+        raise ValueError(f"speed of sound must be within 250..400 m/s, got {c_mps}")
+    use = earliest_per_sensor(pulses)
+    if len(use) < dims + 1:
+        return None
+    pos = np.array([[p.x_m, p.y_m, p.z_m] for p in use])
+    t = np.array([p.t_s for p in use])
+    cfg = solver_config(settings, dims)
+    sol = solve_tdoa(
+        pos, t, c_mps, cfg, tol_s=max(3 * settings.pick_sigma_s, 0.005), start_xy=start_xy
+    )
+    xyz = sol.xyz_m
+    if not np.all(np.isfinite(xyz)) or not math.isfinite(sol.t0_s):
+        return None
+    alternative: tuple[float, float] | None = None
+    ambiguous = sol.ambiguous
+    if ambiguous:
+        cands = [xyz, *sol.alternatives]
+        pens = [ambiguity_penalty(c[:2], use, silent_sensors) for c in cands]
+        best = int(np.argmin(pens))
+        chosen = cands[best]
+        other = cands[1] if best == 0 else cands[0]
+        if best != 0:
+            # Re-derive the origin time for the chosen mirror solution.
+            d = np.sqrt(np.sum((pos[:, :dims] - chosen[:dims]) ** 2, axis=1))
+            t0 = float(np.mean(t - d / c_mps))
+            resid = t - t0 - d / c_mps
+            sol = _with(sol, chosen, t0, resid)
+            xyz = chosen
+        alternative = (float(other[0]), float(other[1]))
+
+    cov = sol.covariance
+    cov_xy = cov[:2, :2]
+    if np.all(np.isfinite(cov_xy)):
+        semi_major, semi_minor, az = ellipse_90(cov_xy)
+        ellipse: Ellipse | None = Ellipse(semi_major, semi_minor, az, 0.9)
+        uncertainty = radius_90(cov_xy)
+    else:
+        ellipse, uncertainty = None, math.inf
+    residuals = {p.pulse_id: float(r) for p, r in zip(use, sol.residuals_s, strict=True)}
+    outliers = tuple(p.pulse_id for p, ok in zip(use, sol.inliers, strict=True) if not ok)
+    n_in = int(np.sum(sol.inliers))
+    in_r = sol.residuals_s[sol.inliers]
+    rms = float(np.sqrt(np.mean(in_r * in_r))) if n_in else sol.rms_s
+    quality = _quality(
+        n_in,
+        n=len(use),
+        rms_s=rms,
+        uncertainty_m=uncertainty,
+        dims=dims,
+        pick_sigma_s=settings.pick_sigma_s,
+        ambiguous=ambiguous,
+    )
+    z_m = float(xyz[2]) if dims == 3 else float(np.median(pos[:, 2]))
+    shot_id = stable_id("shot", tuple(sorted(residuals)), round(sol.t0_s, 4))
+    return ShotLocation(
+        shot_id=shot_id,
+        t0_s=float(sol.t0_s),
+        x_m=float(xyz[0]),
+        y_m=float(xyz[1]),
+        z_m=z_m,
+        pulse_ids=tuple(p.pulse_id for p in use),
+        sensors=tuple(p.sensor for p in use),
+        residuals_s=residuals,
+        residual_rms_s=rms,
+        uncertainty_m=float(uncertainty),
+        ellipse=ellipse,
+        covariance=tuple(tuple(float(v) for v in row) for row in cov),
+        dims=dims,
+        quality=quality,
+        outliers=outliers,
+        ambiguous=ambiguous,
+        alternative_xy_m=alternative,
+        speed_of_sound_mps=c_mps,
+        provenance=Provenance.automatic(ALGORITHM, VERSION, created_s),
+    )
+
+
+def _with(sol: TdoaSolution, xyz: FloatArray, t0: float, resid: FloatArray) -> TdoaSolution:
+    return replace(sol, xyz_m=np.asarray(xyz, dtype=float), t0_s=t0, residuals_s=resid)
+
+
+def _quality(
+    n_in: int,
+    *,
+    n: int,
+    rms_s: float,
+    uncertainty_m: float,
+    dims: int,
+    pick_sigma_s: float,
+    ambiguous: bool,
+) -> float:
+    """0..1: redundancy (inliers beyond the minimum), inlier share, fit and spread."""
+    redundancy = min(1.0, max(0, n_in - dims) / 4.0)
+    share = n_in / max(n, 1)
+    fit = math.exp(-max(0.0, rms_s - pick_sigma_s) / (4 * pick_sigma_s))
+    spread = 1.0 / (1.0 + (uncertainty_m / 25.0) ** 2) if math.isfinite(uncertainty_m) else 0.0
+    q = redundancy * share * fit * (0.5 + 0.5 * spread)
+    return round(q * (0.5 if ambiguous else 1.0), 4)

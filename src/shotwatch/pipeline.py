@@ -1,0 +1,330 @@
+"""The flow across domains: pulses -> association/location -> incidents -> a sink.
+
+:class:`Pipeline` is fed pulses one at a time in arrival order. It holds no I/O of its own: the
+clock is passed in (a :class:`~shotwatch.core.clock.ReplayClock` that follows the data for a
+replay, the system clock live) and results go to a sink (a list for tests, the database for
+the demo and the server), so replay and live run one code path (ADR 0051).
+
+A pulse id seen before is reported (``duplicates`` / ``conflicts``, each with an
+:class:`InputError` in ``errors``) and not fed again, so a retried report is never counted
+twice.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from shotwatch.core.acoustics import MIN_SOUND_SPEED_MPS, speed_of_sound_mps
+from shotwatch.core.clock import Clock, ReplayClock
+from shotwatch.core.errors import InputError
+from shotwatch.core.geo import LocalFrame
+from shotwatch.core.model import Incident, Pulse, Sensor, ShotLocation
+from shotwatch.core.settings import IncidentSettings, Settings
+from shotwatch.storage.service import (
+    SaveReport,
+    save_incidents,
+    save_pulses,
+    save_shots,
+)
+
+
+class AssociatorLike(Protocol):
+    def feed(self, pulse: Pulse) -> list[ShotLocation]: ...
+
+    def flush(self, until_s: float | None = None) -> list[ShotLocation]: ...
+
+
+class IncidentBuilderLike(Protocol):
+    def feed(self, shot: ShotLocation) -> list[Incident]: ...
+
+    def close_idle(self, now_s: float) -> list[Incident]: ...
+
+    def flush(self) -> list[Incident]: ...
+
+
+class Sink(Protocol):
+    """Where the pipeline's objects go, in dependency order (pulses before the shots that use
+    them, shots before their incidents)."""
+
+    def pulses(self, pulses: Sequence[Pulse]) -> None: ...
+
+    def shots(self, shots: Sequence[ShotLocation]) -> None: ...
+
+    def incidents(self, incidents: Sequence[Incident]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class ListSink:
+    """Keeps everything in memory (tests, ``shotwatch locate``)."""
+
+    pulse_list: list[Pulse] = field(default_factory=list)
+    shot_list: list[ShotLocation] = field(default_factory=list)
+    incident_list: list[Incident] = field(default_factory=list)
+
+    def pulses(self, pulses: Sequence[Pulse]) -> None:
+        self.pulse_list.extend(pulses)
+
+    def shots(self, shots: Sequence[ShotLocation]) -> None:
+        self.shot_list.extend(shots)
+
+    def incidents(self, incidents: Sequence[Incident]) -> None:
+        self.incident_list.extend(incidents)
+
+    def close(self) -> None:
+        return None
+
+
+class TeeSink:
+    """Sends everything to several sinks in order (the database and a list, say)."""
+
+    def __init__(self, *sinks: Sink) -> None:
+        self.sinks = sinks
+
+    def pulses(self, pulses: Sequence[Pulse]) -> None:
+        for s in self.sinks:
+            s.pulses(pulses)
+
+    def shots(self, shots: Sequence[ShotLocation]) -> None:
+        for s in self.sinks:
+            s.shots(shots)
+
+    def incidents(self, incidents: Sequence[Incident]) -> None:
+        for s in self.sinks:
+            s.incidents(incidents)
+
+    def close(self) -> None:
+        for s in self.sinks:
+            s.close()
+
+
+class StoreSink:
+    """Writes to the database through :mod:`shotwatch.storage.service`.
+
+    Pulses are buffered and written in batches (one transaction per batch, or before the
+    shots that use them); shots and incidents are committed as they come. What the store
+    reports (duplicates, conflicts) accumulates in :attr:`report`.
+    """
+
+    def __init__(self, session_factory: sessionmaker[Session], *, batch: int = 500) -> None:
+        self._factory = session_factory
+        self._batch = batch
+        self._pending: list[Pulse] = []
+        self.pulse_report = SaveReport()
+        self.shot_report = SaveReport()
+        self.incident_report = SaveReport()
+
+    def _write(
+        self,
+        pulses: Sequence[Pulse],
+        shots: Sequence[ShotLocation] = (),
+        incidents: Sequence[Incident] = (),
+    ) -> None:
+        with self._factory.begin() as session:
+            if pulses:
+                self.pulse_report.merge(save_pulses(pulses, session=session))
+            if shots:
+                self.shot_report.merge(save_shots(shots, session=session))
+            if incidents:
+                self.incident_report.merge(save_incidents(incidents, session=session))
+
+    def pulses(self, pulses: Sequence[Pulse]) -> None:
+        self._pending.extend(pulses)
+        if len(self._pending) >= self._batch:
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._write(pending)
+
+    def shots(self, shots: Sequence[ShotLocation]) -> None:
+        pending, self._pending = self._pending, []
+        self._write(pending, shots=shots)
+
+    def incidents(self, incidents: Sequence[Incident]) -> None:
+        pending, self._pending = self._pending, []
+        self._write(pending, incidents=incidents)
+
+    def close(self) -> None:
+        self._flush_pending()
+
+
+@dataclass
+class PipelineStats:
+    pulses_in: int = 0
+    pulses_fed: int = 0
+    shots: int = 0
+    incidents: int = 0
+    duplicates: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    """Pulses in arrival order -> shots -> incidents -> ``sink``.
+
+    ``associator`` and ``incident_builder`` default to the project's own
+    (:class:`shotwatch.association.Associator`, :class:`shotwatch.incidents.IncidentBuilder`);
+    pass others to compare algorithms on the same flow. ``frame`` geo-references results
+    (lat/lon) when the deployment's local frame is known. ``c_mps`` defaults to the speed of
+    sound at ``settings.location.default_temperature_c``. ``sensors`` (the registry) lets the
+    associator weigh which sensors did not hear a shot.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        sink: Sink,
+        *,
+        c_mps: float | None = None,
+        frame: LocalFrame | None = None,
+        associator: AssociatorLike | None = None,
+        incident_builder: IncidentBuilderLike | None = None,
+        sensors: Sequence[Sensor] | None = None,
+        dedup_window_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.sink = sink
+        self.frame = frame
+        self.c_mps = (
+            c_mps
+            if c_mps is not None
+            else speed_of_sound_mps(settings.location.default_temperature_c)
+        )
+        self.associator = associator or default_associator(settings, self.c_mps, sensors)
+        self.incident_builder = incident_builder or default_incident_builder(settings.incidents)
+        # pulse ids are remembered long enough to catch retries; older ones age out in order
+        self._dedup_window_s = (
+            dedup_window_s if dedup_window_s is not None else 10.0 * settings.association.window_s
+        )
+        self._seen: dict[str, Pulse] = {}
+        self._seen_order: deque[tuple[float, str]] = deque()
+        self.stats = PipelineStats()
+        self.errors: list[InputError] = []
+        self._finished = False
+
+    # ------------------------------------------------------------------ feeding
+    def feed(self, pulse: Pulse) -> list[Incident]:
+        """Take one pulse; return the incidents this step completed."""
+        if self._finished:
+            raise RuntimeError("pipeline already finished")
+        self.stats.pulses_in += 1
+        if not self._remember(pulse):
+            return []
+        self.stats.pulses_fed += 1
+        self.sink.pulses([pulse])
+        shots = list(self.associator.feed(pulse))
+        return self._after_shots(shots) + self.tick()
+
+    def feed_many(self, pulses: Iterable[Pulse]) -> list[Incident]:
+        out: list[Incident] = []
+        for p in pulses:
+            out += self.feed(p)
+        return out
+
+    def tick(self) -> list[Incident]:
+        """Let time pass: shots whose wait is over by ``clock.now()`` are completed. Live
+        drivers call this periodically; replays get it after every pulse."""
+        now_s = self.clock.now()
+        out = self._after_shots(list(self.associator.flush(until_s=now_s)))
+        # No shot can still arrive with an origin time before now minus the associator's hold
+        # and the longest travel time: incidents idle since before that are complete.
+        assoc = self.settings.association
+        horizon_s = assoc.window_s + assoc.max_station_distance_m / MIN_SOUND_SPEED_MPS
+        out += self._emit_incidents(list(self.incident_builder.close_idle(now_s - horizon_s)))
+        return out
+
+    def finish(self) -> list[Incident]:
+        """End of input: flush every pending shot and incident, close the sink."""
+        if self._finished:
+            return []
+        out = self._after_shots(list(self.associator.flush(until_s=None)))
+        out += self._emit_incidents(list(self.incident_builder.flush()))
+        self.sink.close()
+        self._finished = True
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _remember(self, pulse: Pulse) -> bool:
+        while self._seen_order and self._seen_order[0][0] < pulse.t_s - self._dedup_window_s:
+            _, old = self._seen_order.popleft()
+            self._seen.pop(old, None)
+        seen = self._seen.get(pulse.pulse_id)
+        if seen is None:
+            self._seen[pulse.pulse_id] = pulse
+            self._seen_order.append((pulse.t_s, pulse.pulse_id))
+            return True
+        if seen == pulse:
+            self.stats.duplicates.append(pulse.pulse_id)
+            reason = "duplicate pulse: already received, not counted again"
+        else:
+            self.stats.conflicts.append(pulse.pulse_id)
+            reason = "pulse id reused with different content: the first one is kept"
+        self.errors.append(InputError(f"pulse {pulse.pulse_id}", "pulse_id", reason))
+        return False
+
+    def _after_shots(self, shots: list[ShotLocation]) -> list[Incident]:
+        if not shots:
+            return []
+        if self.frame is not None:
+            shots = [self._geo_shot(s) for s in shots]
+        self.stats.shots += len(shots)
+        self.sink.shots(shots)
+        incidents: list[Incident] = []
+        for s in shots:
+            incidents += self.incident_builder.feed(s)
+        return self._emit_incidents(incidents)
+
+    def _emit_incidents(self, incidents: list[Incident]) -> list[Incident]:
+        if not incidents:
+            return []
+        if self.frame is not None:
+            incidents = [self._geo_incident(i) for i in incidents]
+        self.stats.incidents += len(incidents)
+        self.sink.incidents(incidents)
+        return incidents
+
+    def _geo_shot(self, s: ShotLocation) -> ShotLocation:
+        if s.lat_deg is not None or self.frame is None:
+            return s
+        lat, lon, _ = self.frame.to_geo(s.x_m, s.y_m, s.z_m)
+        return s.with_geo(lat, lon)
+
+    def _geo_incident(self, i: Incident) -> Incident:
+        if i.lat_deg is not None or self.frame is None:
+            return i
+        lat, lon, _ = self.frame.to_geo(i.x_m, i.y_m, 0.0)
+        return replace(i, lat_deg=lat, lon_deg=lon)
+
+
+def replay(pipeline: Pipeline, pulses: Iterable[Pulse], clock: ReplayClock) -> list[Incident]:
+    """Feed recorded pulses in arrival order, moving ``clock`` with the data, then finish.
+    This is the live path with a clock that follows the recording."""
+    out: list[Incident] = []
+    for p in sorted(pulses, key=lambda p: (p.t_s, p.sensor, p.pulse_id)):
+        clock.advance_to(p.t_s)
+        out += pipeline.feed(p)
+    return out + pipeline.finish()
+
+
+def default_associator(
+    settings: Settings, c_mps: float, sensors: Sequence[Sensor] | None = None
+) -> AssociatorLike:
+    """The project's associator; known ``sensors`` let it use which ones stayed silent."""
+    from shotwatch.association import Associator
+
+    return Associator(settings, c_mps, sensors)
+
+
+def default_incident_builder(settings: IncidentSettings) -> IncidentBuilderLike:
+    from shotwatch.incidents import IncidentBuilder
+
+    return IncidentBuilder(settings)

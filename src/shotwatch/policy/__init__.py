@@ -1,0 +1,1 @@
+"""Identity, authentication and the single authorization decision point."""

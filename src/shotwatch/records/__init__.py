@@ -1,0 +1,1 @@
+"""Evidence and records: items, retention schedules, legal holds, disclosure."""

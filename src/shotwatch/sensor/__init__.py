@@ -1,0 +1,1 @@
+"""The sensor agent: audio sources, rolling encrypted buffer, signed reports (outer shell)."""

@@ -1,0 +1,1 @@
+"""Alembic migrations: one branch per domain (ADR 0002)."""

@@ -1,0 +1,47 @@
+"""Floor on real audio from firing positions the shipped model never saw (FP5, FP6)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bench.classify_data import ANALYSIS_RATE_HZ, load_pittsburgh
+
+from shotwatch.classification.model import default_model, packaged_model_path
+from shotwatch.classification.pulse import classify_audio
+
+pytestmark = pytest.mark.realdata
+CLIP = int(2.0 * ANALYSIS_RATE_HZ)
+
+
+def _is_gun(x: np.ndarray) -> bool:
+    return any(d.gunshot for d in classify_audio(x, ANALYSIS_RATE_HZ))
+
+
+def test_packaged_model_was_not_trained_on_the_held_out_positions() -> None:
+    card = json.loads((packaged_model_path().parent / "pulse-model.json").read_text())
+    assert set(card["train_fps"]).isdisjoint({"FP5", "FP6"})
+    assert card["version"] == default_model().version
+
+
+def test_held_out_gunfire_recall_and_background_false_alarms(pittsburgh_dir: Path) -> None:
+    rng = np.random.default_rng(5)
+    recs = load_pittsburgh(pittsburgh_dir.parent, ("FP5", "FP6"))
+    hits = []
+    for rec in recs:
+        for s in rec.shot_s:
+            start = int((s - rng.uniform(0.3, 1.7)) * ANALYSIS_RATE_HZ)
+            start = max(0, min(start, len(rec.x) - CLIP))
+            hits.append(_is_gun(rec.x[start : start + CLIP]))
+    alarms = []
+    for rec in recs[::2]:  # every other recording keeps the test fast
+        for a, b in rec.background_stretches():
+            for c in range(a, b - CLIP + 1, CLIP):
+                alarms.append(_is_gun(rec.x[c : c + CLIP]))
+    assert len(hits) > 300 and len(alarms) > 60
+    recall = float(np.mean(hits))
+    false_alarm = float(np.mean(alarms))
+    assert recall >= 0.83, f"recall {recall:.3f} on {len(hits)} held-out gunshot clips"
+    assert false_alarm <= 0.03, f"false alarms {false_alarm:.3f} on {len(alarms)} background clips"

@@ -1,0 +1,152 @@
+"""Streaming associator on synthetic pulse streams with echoes, unrelated impulses and
+several rounds close together."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from shotwatch.association import Associator, associate_all
+from shotwatch.core.errors import InputError
+from shotwatch.core.model import Pulse, Sensor
+from shotwatch.core.settings import Settings
+
+C = 340.0
+
+
+def _grid_sensors(n_side: int = 5, spacing_m: float = 300.0, seed: int = 0) -> list[Sensor]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_side):
+        for j in range(n_side):
+            x = (i - (n_side - 1) / 2) * spacing_m + rng.uniform(-40, 40)
+            y = (j - (n_side - 1) / 2) * spacing_m + rng.uniform(-40, 40)
+            out.append(Sensor(f"S{i}{j}", x, y, 0.0))
+    return out
+
+
+def _stream(
+    sensors: list[Sensor],
+    shots: list[tuple[float, float, float]],
+    *,
+    seed: int,
+    hear_m: float = 700.0,
+    echoes_per_pulse: int = 1,
+    false_per_sensor: int = 2,
+    pick_sigma_s: float = 0.0007,
+    span_s: float = 6.0,
+) -> list[Pulse]:
+    rng = np.random.default_rng(seed)
+    pulses: list[Pulse] = []
+    k = 0
+    for sx, sy, t0 in shots:
+        for s in sensors:
+            d = math.hypot(s.x_m - sx, s.y_m - sy)
+            if d > hear_m:
+                continue
+            t = t0 + d / C + rng.normal(0, pick_sigma_s)
+            pulses.append(Pulse(f"p{k}", s.serial, t, s.x_m, s.y_m, s.z_m, level_db_spl=90))
+            k += 1
+            for _ in range(echoes_per_pulse):  # later reflections on this sensor only
+                te = t + rng.uniform(0.03, 0.9)
+                level = 90.0 - rng.uniform(3.0, 20.0)  # reflections lose energy
+                pulses.append(Pulse(f"e{k}", s.serial, te, s.x_m, s.y_m, s.z_m, level_db_spl=level))
+                k += 1
+    for s in sensors:  # unrelated impulses anywhere in the window
+        for _ in range(false_per_sensor):
+            t = rng.uniform(-1.0, span_s)
+            pulses.append(Pulse(f"f{k}", s.serial, t, s.x_m, s.y_m, s.z_m))
+            k += 1
+    return sorted(pulses, key=lambda p: p.t_s)
+
+
+def _match(found: list, truth: list[tuple[float, float, float]], tol_m: float = 10.0) -> int:
+    hits = 0
+    for sx, sy, t0 in truth:
+        if any(
+            math.hypot(s.x_m - sx, s.y_m - sy) < tol_m and abs(s.t0_s - t0) < 0.02 for s in found
+        ):
+            hits += 1
+    return hits
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_three_rounds_with_echoes_and_false_pulses(seed: int) -> None:
+    sensors = _grid_sensors(seed=seed)
+    truth = [(80.0, -60.0, 1.0), (80.0, -60.0, 1.35), (80.0, -60.0, 1.9)]
+    pulses = _stream(sensors, truth, seed=seed)
+    shots, stats = associate_all(pulses, settings=Settings(), c_mps=C, sensors=sensors)
+    assert _match(shots, truth) == 3
+    assert len(shots) == 3, [(s.x_m, s.y_m, s.t0_s, s.n_sensors) for s in shots]
+    # One pulse per sensor, and (nearly) always the direct arrival: an unrelated pulse a few
+    # ms before the direct one can win the acceptance window, but never more than one.
+    for s in shots:
+        assert len(set(s.sensors)) == len(s.sensors)
+        assert sum(not pid.startswith("p") for pid in s.pulse_ids) <= 1
+        assert not any(pid.startswith("e") for pid in s.pulse_ids)
+    assert stats.pulses == len(pulses)
+
+
+def test_two_shooters_far_apart_at_the_same_time() -> None:
+    sensors = _grid_sensors(n_side=7, seed=4)
+    truth = [(-600.0, -500.0, 2.0), (550.0, 600.0, 2.05)]
+    pulses = _stream(sensors, truth, seed=4, echoes_per_pulse=1)
+    shots, _ = associate_all(pulses, settings=Settings(), c_mps=C, sensors=sensors)
+    assert _match(shots, truth) == 2
+    assert len(shots) == 2
+
+
+def test_only_unrelated_impulses_give_no_shot() -> None:
+    sensors = _grid_sensors(seed=5)
+    pulses = _stream(sensors, [], seed=5, false_per_sensor=6, span_s=30.0)
+    shots, stats = associate_all(pulses, settings=Settings(), c_mps=C, sensors=sensors)
+    assert shots == []
+    assert stats.anchors > 0 and stats.shots == 0
+
+
+def test_feed_is_streaming_and_flush_emits_pending() -> None:
+    sensors = _grid_sensors(seed=6)
+    truth = [(0.0, 0.0, 1.0)]
+    pulses = _stream(sensors, truth, seed=6, echoes_per_pulse=0, false_per_sensor=0)
+    a = Associator(Settings(), C, sensors)
+    early = []
+    for p in pulses:
+        early += a.feed(p)
+    # Nothing can be final yet: partners might still be on their way.
+    assert early == []
+    late = a.flush()
+    assert _match(late, truth) == 1 and len(late) == 1
+    # A later pulse far in the future makes the shot final through feed() alone.
+    b = Associator(Settings(), C, sensors)
+    out = []
+    for p in pulses:
+        out += b.feed(p)
+    s0 = sensors[0]
+    out += b.feed(Pulse("later", s0.serial, 100.0, s0.x_m, s0.y_m, s0.z_m))
+    assert _match(out, truth) == 1
+
+
+def test_duplicate_pulses_are_counted_not_used_twice() -> None:
+    sensors = _grid_sensors(seed=7)
+    pulses = _stream(sensors, [(10.0, 10.0, 1.0)], seed=7, echoes_per_pulse=0, false_per_sensor=0)
+    dup = [Pulse(p.pulse_id + "d", p.sensor, p.t_s, p.x_m, p.y_m, p.z_m) for p in pulses[:3]]
+    shots, stats = associate_all(pulses + dup, settings=Settings(), c_mps=C, sensors=sensors)
+    assert stats.duplicates == 3
+    assert len(shots) == 1 and len(set(shots[0].sensors)) == len(shots[0].sensors)
+
+
+def test_three_sensor_network_locates_with_minimum_count() -> None:
+    sensors = [Sensor("A", 0, 0), Sensor("B", 500, 0), Sensor("C", 200, 450)]
+    truth = [(220.0, 150.0, 3.0)]
+    # With three sensors there is no redundancy to reject an unrelated pulse, so only echoes
+    # (later than the direct arrival) are mixed in here.
+    pulses = _stream(sensors, truth, seed=8, echoes_per_pulse=1, false_per_sensor=0)
+    shots, _ = associate_all(pulses, settings=Settings(), c_mps=C, sensors=sensors)
+    assert _match(shots, truth) == 1
+
+
+def test_bad_speed_of_sound_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="c_mps"):
+        Associator(Settings(), 40.0)

@@ -1,0 +1,170 @@
+"""IncidentBuilder on constructed shot sequences: rounds, shooters, automatic fire, movement."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from shotwatch.core.model import ShotLocation
+from shotwatch.core.settings import IncidentSettings
+from shotwatch.incidents import IncidentBuilder, fit_track
+
+T0 = 1_780_000_000.0
+
+
+def shot(
+    sid: str, t_s: float, x_m: float, y_m: float, *, u_m: float = 4.0, pulses: int = 6
+) -> ShotLocation:
+    pids = tuple(f"{sid}-p{k}" for k in range(pulses))
+    return ShotLocation(
+        shot_id=sid,
+        t0_s=T0 + t_s,
+        x_m=x_m,
+        y_m=y_m,
+        z_m=0.0,
+        pulse_ids=pids,
+        sensors=tuple(f"S{k}" for k in range(pulses)),
+        residuals_s=dict.fromkeys(pids, 0.0),
+        residual_rms_s=0.0005,
+        uncertainty_m=u_m,
+        ellipse=None,
+        covariance=None,
+        dims=2,
+        quality=1.0,
+    )
+
+
+def run(shots: list[ShotLocation], settings: IncidentSettings | None = None) -> list:
+    b = IncidentBuilder(settings or IncidentSettings())
+    out = []
+    for s in sorted(shots, key=lambda s: s.t0_s):
+        out += b.feed(s)
+    return out + b.flush()
+
+
+def noisy(rng: np.random.Generator, sigma_m: float = 2.0) -> tuple[float, float]:
+    return (float(rng.normal(0, sigma_m)), float(rng.normal(0, sigma_m)))
+
+
+def test_rounds_counted_and_duplicates_of_one_round_merged() -> None:
+    rng = np.random.default_rng(1)
+    shots = []
+    for r in range(5):
+        dx, dy = noisy(rng)
+        shots.append(shot(f"r{r}", 0.6 * r, 100 + dx, 200 + dy))
+    # a duplicate detection of round 2 (another pulse subset, 3 m away, 4 ms later)
+    shots.append(shot("r2-dup", 1.2 + 0.004, 103, 201, pulses=4))
+    # and one sharing a pulse with round 4
+    s4 = shots[4]
+    shots.append(
+        ShotLocation(**{**{f: getattr(s4, f) for f in s4.__slots__}, "shot_id": "r4-again"})
+    )
+    (inc,) = run(shots)
+    assert inc.rounds == 5
+    assert inc.shooters == 1
+    assert set(inc.extra["duplicate_shot_ids"]) == {"r2-dup", "r4-again"}  # type: ignore[arg-type]
+    assert not inc.automatic
+    assert inc.provenance is not None and inc.provenance.algorithm == "incident-builder"
+
+
+def test_time_and_space_split_incidents_and_feed_returns_closed_ones_in_time() -> None:
+    b = IncidentBuilder(IncidentSettings(max_gap_s=30.0, max_distance_m=250.0))
+    assert b.feed(shot("a1", 0.0, 0, 0)) == []
+    assert b.feed(shot("far1", 1.0, 2000, 0)) == []  # far away: a second open incident
+    assert b.feed(shot("a2", 5.0, 5, 0)) == []
+    closed = b.feed(shot("late", 100.0, 0, 0))  # both earlier incidents are now over
+    assert [i.rounds for i in closed] == [2, 1]
+    assert closed[0].start_s < closed[1].start_s
+    (last,) = b.flush()
+    assert last.shot_ids == ("late",)
+
+
+def test_two_shooters_50_m_apart_are_separated() -> None:
+    rng = np.random.default_rng(7)
+    shots = []
+    for r in range(4):
+        dx, dy = noisy(rng, 3.0)
+        shots.append(shot(f"a{r}", 0.7 * r, 0 + dx, 0 + dy))
+        dx, dy = noisy(rng, 3.0)
+        shots.append(shot(f"b{r}", 0.7 * r + 0.31, 50 + dx, 0 + dy))
+    (inc,) = run(shots)
+    assert inc.rounds == 8
+    assert inc.shooters == 2
+    xs = sorted(p[0] for p in inc.shooter_positions)
+    assert abs(xs[0]) < 6 and abs(xs[1] - 50) < 6
+    assert not inc.automatic  # interleaved shooters are not one fast cadence
+
+
+def test_one_shooter_with_scatter_is_one_shooter() -> None:
+    rng = np.random.default_rng(3)
+    shots = [shot(f"s{r}", 0.5 * r, *noisy(rng, 4.0), u_m=8.0) for r in range(10)]
+    (inc,) = run(shots)
+    assert inc.shooters == 1 and inc.movement is None
+
+
+def test_automatic_fire_flagged_from_cadence() -> None:
+    rng = np.random.default_rng(5)
+    t = np.cumsum(rng.normal(1 / 12, 0.004, size=20))
+    shots = [shot(f"s{k}", float(tk), *noisy(rng)) for k, tk in enumerate(t)]
+    (inc,) = run(shots)
+    assert inc.automatic
+    assert inc.rounds == 20
+    assert inc.cadence_rps is not None and 11 < inc.cadence_rps < 13
+    # the same number of rounds, slowly: not automatic
+    slow = [shot(f"q{k}", 0.5 * k, *noisy(rng)) for k in range(20)]
+    (inc2,) = run(slow)
+    assert not inc2.automatic
+
+
+def test_moving_shooter_speed_and_heading() -> None:
+    rng = np.random.default_rng(11)
+    heading = math.radians(60.0)
+    shots = []
+    for k in range(8):
+        d = 6.0 * k  # 6 m/s, one round a second
+        dx, dy = noisy(rng, 2.0)
+        shots.append(
+            shot(f"m{k}", float(k), d * math.sin(heading) + dx, d * math.cos(heading) + dy)
+        )
+    (inc,) = run(shots)
+    assert inc.shooters == 1
+    assert inc.movement is not None
+    err = (inc.movement.heading_deg - 60.0 + 180) % 360 - 180
+    assert abs(err) < 15
+    assert 4.5 < inc.movement.speed_mps < 7.5
+
+
+def test_robust_fit_ignores_one_wild_location() -> None:
+    t = np.arange(8.0)
+    x = 2.0 * t
+    y = np.zeros(8)
+    x[3] += 60.0  # one badly located round
+    fit = fit_track(t, x, y, np.full(8, 2.0))
+    assert fit is not None and abs(fit.vx_mps - 2.0) < 0.5
+
+
+def test_doubtful_shots_count_as_rounds_but_start_no_shooter() -> None:
+    """Mixed pulse sets land far off with a large residual: they are rounds of the shooter
+    firing then, not new shooters, and the burst is still automatic."""
+    rng = np.random.default_rng(9)
+    shots = []
+    for k in range(16):
+        t = k / 12.0
+        if k % 3 == 1:
+            bad = shot(f"x{k}", t, float(rng.uniform(-200, 200)), float(rng.uniform(80, 200)))
+            shots.append(
+                ShotLocation(
+                    **{**{f: getattr(bad, f) for f in bad.__slots__}, "residual_rms_s": 0.008}
+                )
+            )
+        else:
+            shots.append(shot(f"g{k}", t, *noisy(rng)))
+    (inc,) = run(shots)
+    assert inc.rounds == 16
+    assert inc.shooters == 1
+    assert inc.automatic
+    assert math.hypot(*inc.shooter_positions[0]) < 3.0
+    strict = IncidentSettings(reliable_max_rms_s=0.01)
+    (inc2,) = run(shots, strict)
+    assert inc2.shooters > 1  # trusting those positions would invent shooters
