@@ -47,6 +47,19 @@ class IncidentBuilderLike(Protocol):
     def flush(self) -> list[Incident]: ...
 
 
+def shot_horizon_s(settings: Settings) -> float:
+    """How long after its origin time a shot can still come out of the associator: the
+    longest travel time to a sensor plus the associator's hold. Incidents idle for longer
+    than this plus ``incidents.max_gap_s`` are complete."""
+    assoc = settings.association
+    return assoc.window_s + assoc.max_station_distance_m / MIN_SOUND_SPEED_MPS
+
+
+def incident_close_delay_s(settings: Settings) -> float:
+    """Worst-case wait from an incident's last shot to its close by :meth:`Pipeline.tick`."""
+    return shot_horizon_s(settings) + settings.incidents.max_gap_s
+
+
 class Sink(Protocol):
     """Where the pipeline's objects go, in dependency order (pulses before the shots that use
     them, shots before their incidents)."""
@@ -235,10 +248,7 @@ class Pipeline:
         drivers call this periodically; replays get it after every pulse."""
         now_s = self.clock.now()
         out = self._after_shots(list(self.associator.flush(until_s=now_s)))
-        # No shot can still arrive with an origin time before now minus the associator's hold
-        # and the longest travel time: incidents idle since before that are complete.
-        assoc = self.settings.association
-        horizon_s = assoc.window_s + assoc.max_station_distance_m / MIN_SOUND_SPEED_MPS
+        horizon_s = shot_horizon_s(self.settings)
         out += self._emit_incidents(list(self.incident_builder.close_idle(now_s - horizon_s)))
         return out
 

@@ -6,7 +6,7 @@ from shotwatch.api.live import PipelineConsumer
 from shotwatch.core.clock import ReplayClock
 from shotwatch.core.geo import LocalFrame
 from shotwatch.core.settings import Settings
-from shotwatch.pipeline import Pipeline
+from shotwatch.pipeline import Pipeline, incident_close_delay_s
 from shotwatch.sim import example_scenarios, load_scenario, simulate_pulses
 
 
@@ -24,8 +24,8 @@ def test_ticks_alone_complete_the_incident() -> None:
         incidents += i
     assert incidents == []  # nothing closes while the shooting may go on
     last = max(p.t_s for p in res.pulses)
-    gap = Settings().incidents.max_gap_s
-    while clock.now() < last + Settings().association.window_s + gap + 5:
+
+    while clock.now() < last + incident_close_delay_s(Settings()) + 5:
         clock.advance_by(1.0)
         s, i = cons.tick()
         shots += s

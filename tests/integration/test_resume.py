@@ -9,7 +9,7 @@ from shotwatch.core.clock import ReplayClock
 from shotwatch.core.geo import LocalFrame
 from shotwatch.core.model import Incident
 from shotwatch.core.settings import Settings
-from shotwatch.pipeline import Pipeline, StoreSink
+from shotwatch.pipeline import Pipeline, StoreSink, incident_close_delay_s
 from shotwatch.sim import example_scenarios, load_scenario, simulate_pulses
 from shotwatch.storage.db import make_engine, migrate, session_factory
 from shotwatch.storage.service import load_pulses
@@ -29,7 +29,7 @@ def test_restart_mid_incident_gives_the_same_incident(tmp_path: Path) -> None:
     sc = load_scenario(example_scenarios()["city_single_shooter"])
     pulses = sorted(simulate_pulses(sc, 1).pulses, key=lambda p: p.t_s)
     st = Settings()
-    end = pulses[-1].t_s + st.association.window_s + st.incidents.max_gap_s + 5
+    end = pulses[-1].t_s + incident_close_delay_s(st) + 5
 
     # uninterrupted reference
     clock = ReplayClock(0.0)
@@ -56,7 +56,7 @@ def test_restart_mid_incident_gives_the_same_incident(tmp_path: Path) -> None:
     first.tap.close()  # flush buffered pulses to the store, as a clean stop of the sink would
     # a new process: fresh pipeline, resumed from the stored recent pulses
     clock.advance_to(pulses[half].t_s)
-    lookback = st.association.window_s + st.incidents.max_gap_s + 5
+    lookback = incident_close_delay_s(st) + 5
     with sessions() as s:
         recent = load_pulses(session=s, start_s=clock.now() - lookback)
     got: list[Incident] = []

@@ -97,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
     from shotwatch.api.live import resume
     from shotwatch.storage.service import load_pulses
+    from shotwatch.pipeline import incident_close_delay_s
 
-    lookback_s = settings.association.window_s + settings.incidents.max_gap_s + 5.0
+    lookback_s = incident_close_delay_s(settings) + 5.0
     with sessions() as s:
         recent = load_pulses(session=s, start_s=clock.now() - lookback_s)
     replayed = resume(consumer, recent, lambda iid: iid in server.flow.book.records, server.accept)
