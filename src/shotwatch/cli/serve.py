@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     server.classify = True
 
     from shotwatch.api.live import resume
-    from shotwatch.storage.service import load_pulses
     from shotwatch.pipeline import incident_close_delay_s
+    from shotwatch.storage.service import load_pulses
 
     lookback_s = incident_close_delay_s(settings) + 5.0
     with sessions() as s:
