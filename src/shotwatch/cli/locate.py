@@ -161,8 +161,20 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config) if args.config else Settings()
     dims = args.dims or settings.location.dims
     inputs = _read_inputs(args.dir, args.from_audio)
+    if not inputs and not args.from_audio:
+        # A folder of sensor recordings without a published pulse file (an smj0 incident
+        # folder, say) is located from its audio, and the user is told so.
+        inputs = _read_inputs(args.dir, True)
+        if inputs:
+            print(
+                f"shotwatch locate: {args.dir}: no allpulses.json; locating from the sensor "
+                "audio (as with --from-audio)",
+                file=sys.stderr,
+            )
     if not inputs:
-        raise InputError(str(args.dir), "path", "no test folders found")
+        raise InputError(
+            str(args.dir), "path", "no test folders found (neither allpulses.json nor WAVs)"
+        )
     n_errors = 0
     rows: list[dict[str, Any]] = []
     for item in inputs:
