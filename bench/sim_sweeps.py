@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -232,6 +233,69 @@ def run_incidents(
     return out
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    """Markdown tables (docs/benchmarks.md) from one or more JSON outputs of this bench."""
+    lines: list[str] = []
+    for res in results:
+        for mode in ("oracle", "product"):
+            block = res.get(mode)
+            if not isinstance(block, dict) or "error" in block:
+                continue
+            inc = block.get("incidents")
+            if inc:
+                lines += [
+                    f"Incidents, {mode} path, {res['trials']} seeded scenes per kind "
+                    f"(seeds {res['first_seed']}-{res['first_seed'] + res['trials'] - 1}):",
+                    "",
+                    "| kind | ok means | target | measured (95 % CI) | met | also |",
+                    "|---|---|---|---|---|---|",
+                ]
+                for kind, row in inc.items():
+                    ok = row["ok"]
+                    also = []
+                    if "false_automatic" in row:
+                        also.append(f"false automatic {_pct(row['false_automatic']['share'])}")
+                    if "false_movement" in row:
+                        also.append(f"false movement {_pct(row['false_movement']['share'])}")
+                    if kind == "moving" and "heading_error_deg" in row:
+                        h = row["heading_error_deg"]
+                        also.append(
+                            f"movement reported {_pct(row['movement_reported']['share'])}; "
+                            f"heading error median {h['median']} / p90 {h['p90']} / "
+                            f"max {h['max']} deg"
+                        )
+                    if kind == "automatic" and row.get("median_cadence_rel_error") is not None:
+                        also.append(f"cadence error median {_pct(row['median_cadence_rel_error'])}")
+                    lines.append(
+                        f"| {kind} | {row['meaning']} | >= {_pct(row['target'])} | "
+                        f"**{_pct(ok['share'])}** ({ok['k']}/{ok['n']}; "
+                        f"{_pct(ok['ci95'][0])}-{_pct(ok['ci95'][1])}) | "
+                        f"{'yes' if row['met'] else 'NO'} | {'; '.join(also)} |"
+                    )
+                lines.append("")
+            for param, rows in (block.get("sweeps") or {}).items():
+                lines += [
+                    f"Sweep of `{param}`, {mode} path ({res['sweep_seeds']} seeded 60-s scenes "
+                    "per point):",
+                    "",
+                    f"| {param} | precision | recall | F1 | median m | p90 m | "
+                    "within 15 m | events | shots |",
+                    "|---|---|---|---|---|---|---|---|---|",
+                ]
+                for r in rows:
+                    lines.append(
+                        f"| {r[param]} | {r['precision']:.3f} | {r['recall']:.3f} | "
+                        f"{r['f1']:.3f} | {r['median_error_m']} | {r['p90_error_m']} | "
+                        f"{_pct(r['within_15m'])} | {r['events']} | {r['shots']} |"
+                    )
+                lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--trials", type=int, default=100, help="seeded scenes per incident kind")
@@ -241,7 +305,11 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--mode", choices=["product", "oracle", "both"], default="both")
     ap.add_argument("--part", choices=["sweeps", "incidents", "all"], default="all")
+    ap.add_argument("--render", nargs="+", metavar="JSON", help="print markdown tables")
     args = ap.parse_args()
+    if args.render:
+        print(render([json.loads(Path(f).read_text(encoding="utf-8")) for f in args.render]))
+        return
     settings = Settings()
     sweep_seeds = args.sweep_seeds or max(2, args.trials // 25)
     modes = ["oracle", "product"] if args.mode == "both" else [args.mode]
