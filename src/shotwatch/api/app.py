@@ -94,6 +94,7 @@ class Server:
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     scoring: Any = None  # api.classify.ScoringQueue, made on first use (or given)
+    wire_cache: dict[int, tuple[Resource | None, bytes]] = field(default_factory=dict)
 
     def _scoring(self) -> Any:
         if self.scoring is None:
@@ -761,15 +762,33 @@ async def _sse(request: Request, server: Server) -> AsyncIterator[bytes]:
                     return
                 yield b": keep-alive\n\n"
                 continue
-            iid = _event_incident(server, ev)
-            if iid is not None and not server.gate.can(
-                request, Action.INCIDENT_VIEW, server.incident_resource(iid)
-            ):
+            res, wire = _wire_event(server, ev)
+            if res is not None and not server.gate.can(request, Action.INCIDENT_VIEW, res):
                 continue
-            data = json.dumps(ev["data"], default=_json_default)
-            yield f"id: {ev['seq']}\nevent: {ev['topic']}\ndata: {data}\n\n".encode()
+            yield wire
     finally:
         hub.unsubscribe(q)
+
+
+_WIRE_KEEP = 4096
+
+
+def _wire_event(server: Server, ev: dict[str, Any]) -> tuple[Resource | None, bytes]:
+    """The policy resource and the encoded bytes of one event, computed once per event (not
+    once per subscriber: fifty consoles share one routing lookup and one JSON encoding)."""
+    cache = server.wire_cache
+    hit = cache.get(ev["seq"])
+    if hit is not None:
+        return hit
+    iid = _event_incident(server, ev)
+    res = server.incident_resource(iid) if iid is not None else None
+    data = json.dumps(ev["data"], default=_json_default)
+    out = (res, f"id: {ev['seq']}\nevent: {ev['topic']}\ndata: {data}\n\n".encode())
+    if len(cache) >= _WIRE_KEEP:
+        for k in list(cache)[: _WIRE_KEEP // 2]:  # oldest first (insertion order)
+            del cache[k]
+    cache[ev["seq"]] = out
+    return out
 
 
 def _event_incident(server: Server, ev: dict[str, Any]) -> str | None:
