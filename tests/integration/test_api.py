@@ -4,6 +4,7 @@ policy gate on every route, review commands over HTTP, calls for service in both
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -401,10 +402,8 @@ def test_live_events_are_encoded_once_and_still_filtered_per_subscriber(nypd_ser
         got: list[list[bytes]] = []
         for s in streams:
             out = []
-            try:
+            with contextlib.suppress(TimeoutError):
                 out.append(await asyncio.wait_for(anext(s), 0.5))
-            except TimeoutError:
-                pass
             got.append(out)
             await s.aclose()
         return got[0], got[1], got[2]
