@@ -103,6 +103,11 @@ class Server:
             self.scoring = ScoringQueue(self.flow.ingest)
         return self.scoring
 
+    async def warm(self) -> None:
+        """Start-up: with ``classify`` on, start the scoring workers before reports arrive."""
+        if self.classify:
+            await self._scoring().warm()
+
     async def settle(self) -> None:
         """Wait for incidents still being scored (tests, shutdown)."""
         if self.scoring is not None:
@@ -229,6 +234,7 @@ IncidentId = Annotated[str, PathParam(min_length=1, max_length=200)]
 def create_app(server: Server) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await server.warm()
         for job in server.startup:  # e.g. re-send calls not delivered before a restart
             await job()
         tasks = [asyncio.create_task(job()) for job in server.background]  # e.g. pipeline ticks

@@ -28,6 +28,7 @@ import numpy as np
 
 from shotwatch.api.media import EvidenceIndex
 from shotwatch.classification.fusion import SensorScore, fuse_incident
+from shotwatch.classification.model import default_model
 from shotwatch.classification.pulse import PulseDecision, classify_pulses
 from shotwatch.core.model import Incident, ShotLocation
 
@@ -87,6 +88,11 @@ def score_snippets(jobs: Sequence[SnippetJob]) -> list[PulseDecision | None]:
         decisions = classify_pulses(j.samples.astype(float), j.rate_hz, [j.onset_s])
         out.append(decisions[0] if decisions else None)
     return out
+
+
+def warm_worker() -> str:
+    """Load the model in a worker process (so the first incident does not pay for it)."""
+    return default_model().version
 
 
 def fuse(
@@ -181,6 +187,10 @@ class ScoringQueue:
         if self._executor is None:
             self._executor = scoring_pool(self._workers)
         return self._executor
+
+    async def warm(self) -> None:
+        """Start the workers and load the model in them now (server start-up)."""
+        await asyncio.wrap_future(self.executor.submit(warm_worker))
 
     def __len__(self) -> int:
         return len(self._pending)
