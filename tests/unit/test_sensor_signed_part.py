@@ -33,7 +33,7 @@ def test_canonical_message_is_cut_to_exactly_the_signed_bytes() -> None:
 
 
 def test_reformatted_message_falls_back_and_still_verifies() -> None:
-    raw, env = _msg()
+    _raw, env = _msg()
     pretty = json.dumps(env, indent=2).encode()
     assert signed_part_of(pretty, env) is None
     assert verify_signature(PUB, json.loads(pretty), raw=pretty)
