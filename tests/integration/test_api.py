@@ -4,6 +4,7 @@ policy gate on every route, review commands over HTTP, calls for service in both
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -362,3 +363,53 @@ def test_incidents_are_scored_off_the_event_loop_then_queued(nypd_server) -> Non
     assert (
         "log-odds" in c["explanation"] and inc.gunfire_probability == c["scores"]["gunfire (fused)"]
     )
+
+
+def test_live_events_are_encoded_once_and_still_filtered_per_subscriber(nypd_server) -> None:  # type: ignore[no-untyped-def]
+    """Fifty consoles share one encoding of each event (issue #5), but each subscriber still
+    gets only what its user may view: the 75th-precinct detective sees the 75th's incident,
+    the 1st precinct's detective does not."""
+    from starlette.requests import Request
+
+    from shotwatch.api.app import _sse
+
+    srv, app, ctx = nypd_server
+
+    def request(token: str) -> Request:
+        return Request(
+            {
+                "type": "http",
+                "method": "GET",
+                "path": "/api/v1/events",
+                "query_string": b"",
+                "headers": [
+                    (b"authorization", f"Bearer {token}".encode()),
+                    (b"x-purpose", b"emergency_response"),
+                ],
+                "app": app,
+            }
+        )
+
+    async def go() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        streams = [_sse(request(t), srv) for t in ("tok-det", "tok-det", "tok-det1")]
+        for s in streams:
+            assert await anext(s) == b": connected\n\n"
+        pos = {"SN-A": (0.0, 150.0), "SN-B": (130.0, -80.0), "SN-C": (-130.0, -80.0)}
+        for i, (sn, (x, y)) in enumerate(pos.items()):
+            srv.ingest_verified(
+                srv.verifier.verify_report(report(ctx["signers"][sn], x, y, T0 + 0.1 * i))
+            )
+        got: list[list[bytes]] = []
+        for s in streams:
+            out = []
+            with contextlib.suppress(TimeoutError):
+                out.append(await asyncio.wait_for(anext(s), 0.5))
+            got.append(out)
+            await s.aclose()
+        return got[0], got[1], got[2]
+
+    a, b, other = asyncio.run(go())
+    assert len(a) == 1 and a[0].startswith(b"id: ") and b"event: queue" in a[0]
+    assert b'"incident_id": "inc-1"' in a[0]
+    assert b[0] is a[0]  # the same bytes object: encoded once
+    assert other == []  # another precinct's detective is not sent it

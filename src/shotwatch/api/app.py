@@ -90,22 +90,36 @@ class Server:
     title: str = "ShotWatch"
     audit: Callable[[str, dict[str, Any]], None] | None = None
     classify: bool = False  # score incidents from their audio as they arrive
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
-    def _classified(self, machine: Incident) -> Incident:
-        from shotwatch.api.classify import classify_incident
+    scoring: Any = None  # api.classify.ScoringQueue, made on first use (or given)
+    wire_cache: dict[int, tuple[Resource | None, bytes]] = field(default_factory=dict)
 
-        return classify_incident(machine, self.evidence)
+    def _scoring(self) -> Any:
+        if self.scoring is None:
+            from shotwatch.api.classify import ScoringQueue
 
-    async def _classify_then_ingest(self, machine: Incident) -> None:
-        self.flow.ingest(await asyncio.to_thread(self._classified, machine))
+            self.scoring = ScoringQueue(self.flow.ingest)
+        return self.scoring
+
+    async def warm(self) -> None:
+        """Start-up: with ``classify`` on, start the scoring workers before reports arrive."""
+        if self.classify:
+            await self._scoring().warm()
 
     async def settle(self) -> None:
         """Wait for incidents still being scored (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks))
+        if self.scoring is not None:
+            await self.scoring.settle()
+
+    def close(self) -> None:
+        """Shutdown: stop the scoring workers and flush the store if it buffers writes."""
+        if self.scoring is not None:
+            self.scoring.close()
+        close = getattr(self.flow.store, "close", None)
+        if callable(close):
+            close()
 
     def ingest_verified(self, result: Any) -> list[str]:
         """A verified sensor message (HTTPS or MQTT): a REPORT becomes a pulse (and its audio
@@ -126,8 +140,8 @@ class Server:
     def accept(self, shots: Sequence[ShotLocation], incidents: Sequence[Incident]) -> list[str]:
         """Results of the pipeline: shots to the evidence, incidents to the review queue.
         With ``classify`` on and an event loop running, each incident is scored from its
-        audio on a worker thread first (the loop keeps serving consoles meanwhile) and enters
-        the queue when scored."""
+        audio in a worker process first (the loop keeps serving consoles meanwhile) and enters
+        the queue when scored, in the pipeline's order (ADR 0098)."""
         for s in shots:
             self.evidence.add_shot(s)
         for machine in incidents:
@@ -135,15 +149,13 @@ class Server:
                 self.flow.ingest(machine)
                 continue
             try:
-                loop = asyncio.get_running_loop()
+                asyncio.get_running_loop()
             except RuntimeError:
-                loop = None
-            if loop is None:
-                self.flow.ingest(self._classified(machine))
+                from shotwatch.api.classify import classify_incident
+
+                self.flow.ingest(classify_incident(machine, self.evidence))
             else:
-                task = loop.create_task(self._classify_then_ingest(machine))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._scoring().submit(machine, self.evidence)
         return [inc.incident_id for inc in incidents]
 
     def incident_resource(self, incident_id: str, kind: str = "incident") -> Resource:
@@ -222,6 +234,7 @@ IncidentId = Annotated[str, PathParam(min_length=1, max_length=200)]
 def create_app(server: Server) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await server.warm()
         for job in server.startup:  # e.g. re-send calls not delivered before a restart
             await job()
         tasks = [asyncio.create_task(job()) for job in server.background]  # e.g. pipeline ticks
@@ -231,6 +244,7 @@ def create_app(server: Server) -> FastAPI:
         await asyncio.gather(*tasks, return_exceptions=True)
         await server.settle()
         await server.flow.drain()
+        server.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -754,15 +768,33 @@ async def _sse(request: Request, server: Server) -> AsyncIterator[bytes]:
                     return
                 yield b": keep-alive\n\n"
                 continue
-            iid = _event_incident(server, ev)
-            if iid is not None and not server.gate.can(
-                request, Action.INCIDENT_VIEW, server.incident_resource(iid)
-            ):
+            res, wire = _wire_event(server, ev)
+            if res is not None and not server.gate.can(request, Action.INCIDENT_VIEW, res):
                 continue
-            data = json.dumps(ev["data"], default=_json_default)
-            yield f"id: {ev['seq']}\nevent: {ev['topic']}\ndata: {data}\n\n".encode()
+            yield wire
     finally:
         hub.unsubscribe(q)
+
+
+_WIRE_KEEP = 4096
+
+
+def _wire_event(server: Server, ev: dict[str, Any]) -> tuple[Resource | None, bytes]:
+    """The policy resource and the encoded bytes of one event, computed once per event (not
+    once per subscriber: fifty consoles share one routing lookup and one JSON encoding)."""
+    cache = server.wire_cache
+    hit = cache.get(ev["seq"])
+    if hit is not None:
+        return hit
+    iid = _event_incident(server, ev)
+    res = server.incident_resource(iid) if iid is not None else None
+    data = json.dumps(ev["data"], default=_json_default)
+    out = (res, f"id: {ev['seq']}\nevent: {ev['topic']}\ndata: {data}\n\n".encode())
+    if len(cache) >= _WIRE_KEEP:
+        for k in list(cache)[: _WIRE_KEEP // 2]:  # oldest first (insertion order)
+            del cache[k]
+    cache[ev["seq"]] = out
+    return out
 
 
 def _event_incident(server: Server, ev: dict[str, Any]) -> str | None:

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     verifier = Ingest(SqlIngestStore(sessions), IngestLimits.from_settings(settings.sensor), clock)
     from shotwatch.api.live import PipelineConsumer, ticker
     from shotwatch.core.geo import LocalFrame
-    from shotwatch.dispatch.service import SqlFlowStore, resend, restore_flow
+    from shotwatch.dispatch.service import BatchedSqlFlowStore, resend, restore_flow
     from shotwatch.pipeline import Pipeline, StoreSink
 
     frame = None
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         d,
         clock=clock,
         verifier=verifier,
-        store=SqlFlowStore(sessions),
+        store=BatchedSqlFlowStore(sessions),
         consumer=consumer,
         frame=frame,
     )
@@ -172,7 +172,7 @@ def _run_demo(args: argparse.Namespace, settings: object) -> int:
     from shotwatch.core.settings import Settings
     from shotwatch.dispatch.boundaries import load_boundaries
     from shotwatch.dispatch.channels import FakeChannel
-    from shotwatch.dispatch.service import SqlFlowStore
+    from shotwatch.dispatch.service import BatchedSqlFlowStore
     from shotwatch.pipeline import Pipeline, StoreSink
     from shotwatch.sensor.ingest import Ingest, IngestLimits, MemoryIngestStore
     from shotwatch.storage.db import make_engine, migrate, session_factory
@@ -213,7 +213,7 @@ def _run_demo(args: argparse.Namespace, settings: object) -> int:
         ),
         consumer=consumer,
         frame=frame,
-        store=SqlFlowStore(sessions),
+        store=BatchedSqlFlowStore(sessions),
     )
     host, port = args.host or d.host, args.port or d.port
     base = f"http://{host}:{port}"
