@@ -118,9 +118,12 @@ def users() -> UserRegistry:
                 "role": "supervisor",
                 "rank": "public_safety_supervisor_8239",
                 "command": "DEM",
+                "workstation": "DEM-SUP-WS-1",
             },
+            {"token": "tok-sup-home", "user_id": "sup.di", "workstation": "HOME"},
             {
                 **sfb,
+                "workstation": "DEM-DISP-7",
                 "token": "tok-disp",
                 "user_id": "disp.ed",
                 "role": "dispatcher",
