@@ -20,6 +20,9 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
@@ -30,6 +33,7 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shotwatch.api.auth import (
     PURPOSE_COOKIE,
@@ -56,7 +60,7 @@ from shotwatch.dispatch.modes import Role
 from shotwatch.incidents.review import Record, make_command
 from shotwatch.policy.actions import Action
 from shotwatch.policy.engine import Actor, Resource
-from shotwatch.policy.web import require_action
+from shotwatch.policy.web import declared_actions, require_action
 
 HERE = Path(__file__).parent
 MAX_REPORT_BYTES_DEFAULT = 393_216
@@ -825,8 +829,12 @@ def create_app(server: Server) -> FastAPI:
     def officer(request: Request) -> HTMLResponse:
         return page("officer.html", request, calls=visible_calls(request))
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body FastAPI could not even parse
+            refused = await unauthenticated(request)
+            if refused is not None:
+                return refused
         wants_html = "text/html" in request.headers.get("accept", "")
         not_signed_in = exc.status_code == 401
         if wants_html and not_signed_in and request.method == "GET":
@@ -835,6 +843,28 @@ def create_app(server: Server) -> FastAPI:
             {"detail": exc.detail},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    async def unauthenticated(request: Request) -> Response | None:
+        """FastAPI parses a body before any dependency runs; a caller who is not signed in
+        still gets the 401 (audited) rather than a description of what the route expects."""
+        act = next(
+            (a for a in declared_actions(request.scope.get("route")) if a is not Action.LOGIN),
+            None,
+        )
+        if act is None:
+            return None
+        gate = server.gate
+        if await run_in_threadpool(gate.principal, request) is not None:
+            return None
+        why = str(getattr(request.state, "auth_error", ""))
+        err = await run_in_threadpool(gate.refuse, request, act, why)
+        return JSONResponse({"detail": err.detail}, 401, headers=err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return await unauthenticated(request) or await request_validation_exception_handler(
+            request, exc
         )
 
     @app.exception_handler(InputError)
