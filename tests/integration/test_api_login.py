@@ -281,3 +281,45 @@ def test_openapi_documents_login_and_no_route_lacks_an_action(world: World) -> N
     page = world.request("GET", "/login")
     assert page.status_code == 200 and 'name="totp"' in page.text
     assert "criminal_investigation" in page.text and "immigration" not in page.text
+
+
+def test_users_cli_makes_a_service_account_the_server_decides_like_a_person(
+    nypd: BoundarySet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`shotwatch users` writes the identity database; the users file row it prints only names
+    the account, whose attributes the server reads at each request."""
+    from shotwatch.audit.log import AuditLog
+    from shotwatch.cli.main import main
+    from shotwatch.core.settings import PolicySettings
+    from shotwatch.policy.engine import default_engine
+    from shotwatch.policy.identity import IdentityService
+    from shotwatch.storage.db import make_engine
+
+    db = f"sqlite:///{tmp_path / 'sw.db'}"
+    base = ["--db", db, "--by", "itb.admin"]
+    person = ["--agency", "NYPD", "--role", "investigator", "--rank", "detective", "--command"]
+    assert main(["users", "add", "cad.link", *person, "75", "--no-password", *base]) == 0
+    assert main(["users", "grant", "cad.link", SS, "--requested-by", "co.75", *base]) == 0
+    capsys.readouterr()
+    assert main(["users", "token", "cad.link", *base]) == 0
+    out = capsys.readouterr()
+    token = out.err.split(": ")[-1].strip()
+    (tmp_path / "users.toml").write_text(out.out)
+    clock = ReplayClock(T0)
+    engine = make_engine(db)
+    log = AuditLog(engine, clock)
+    ids = IdentityService(engine, clock, PolicySettings(), default_engine().policies, audit=log)
+    srv = build_server(DispatchSettings(users_file=str(tmp_path / "users.toml")), clock=clock,
+                       boundaries=nypd, channels=[], identity=ids)  # fmt: skip
+    p = nypd.boundary("75").geometry.representative_point()
+    _incident(srv, "in-75", p.y, p.x)
+    w = World(srv, create_app(srv), clock)
+    path, purpose = "/api/v1/incidents/in-75", "criminal_investigation"
+    r = w.request("GET", path, token=token, purpose=purpose)
+    assert r.status_code == 403  # training not yet acknowledged
+    assert main(["users", "acknowledge", "cad.link", SS, *base]) == 0
+    assert w.request("GET", path, token=token, purpose=purpose).status_code == 200
+    assert main(["users", "transfer", "cad.link", "--command", "40", *base]) == 0
+    assert w.request("GET", path, token=token, purpose=purpose).status_code == 403
+    assert "token" not in (tmp_path / "users.toml").read_text().replace("token_sha256", "")
+    _check_every_refusal_audited(w)
