@@ -381,6 +381,7 @@ def test_live_events_are_encoded_once_and_still_filtered_per_subscriber(nypd_ser
                     (b"authorization", f"Bearer {token}".encode()),
                     (b"x-purpose", b"emergency_response"),
                 ],
+                "client": ("127.0.0.1", 123),  # on the station network, as the other tests
                 "app": app,
             }
         )
