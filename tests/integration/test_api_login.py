@@ -323,3 +323,25 @@ def test_users_cli_makes_a_service_account_the_server_decides_like_a_person(
     assert w.request("GET", path, token=token, purpose=purpose).status_code == 403
     assert "token" not in (tmp_path / "users.toml").read_text().replace("token_sha256", "")
     _check_every_refusal_audited(w)
+
+
+def test_a_live_stream_ends_when_its_user_is_transferred(world: World) -> None:
+    w = world
+    tok = w.login("det.kim").json()["token"]
+
+    async def go() -> tuple[httpx.Response, float]:
+        transport = httpx.ASGITransport(app=w.app, client=ONSITE)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sw") as c:
+            headers = {"Authorization": f"Bearer {tok}", "X-Purpose": "emergency_response"}
+            stream = asyncio.create_task(c.get("/api/v1/events", headers=headers))
+            await asyncio.sleep(0.3)
+            assert not stream.done()  # the stream stays open while the sign-in is valid
+            t0 = asyncio.get_running_loop().time()
+            await asyncio.to_thread(w.srv.identity.transfer, "det.kim", command="40", by="itb")
+            r = await asyncio.wait_for(stream, timeout=10)
+            return r, asyncio.get_running_loop().time() - t0
+
+    r, took_s = asyncio.run(go())
+    # the transport returns once the server ends the stream: within one re-check period
+    assert r.status_code == 200 and r.text.startswith(": connected")
+    assert took_s < 2 * 1.0 + 0.5

@@ -891,13 +891,32 @@ def _boundaries_json(server: Server) -> str:
     return str(cached)
 
 
+_STREAM_END: dict[str, Any] = {}
+
+
 async def _sse(request: Request, server: Server) -> AsyncIterator[bytes]:
-    """Queue and board events, each shown only if the subscriber may view its incident."""
+    """Queue and board events, each shown only if the subscriber may view its incident.
+
+    A watcher re-reads the subscriber from the identity service every ``STREAM_RECHECK_S``
+    off the event loop and ends the stream once the sign-in is no longer valid (signed out,
+    transferred, locked, expired); event delivery itself never waits for the database."""
     hub = server.flow.hub
     q = hub.subscribe()
+    gate = server.gate
+    ended = asyncio.Event()
+
+    async def watch() -> None:
+        while not ended.is_set():
+            await asyncio.sleep(STREAM_RECHECK_S)
+            if await asyncio.to_thread(gate.refresh, request) is None:
+                ended.set()
+                with contextlib.suppress(asyncio.QueueFull):
+                    q.put_nowait(_STREAM_END)
+
+    watcher = asyncio.create_task(watch())
     try:
         yield b": connected\n\n"
-        while True:
+        while not ended.is_set():
             try:
                 ev = await asyncio.wait_for(q.get(), timeout=15.0)
             except TimeoutError:
@@ -905,16 +924,18 @@ async def _sse(request: Request, server: Server) -> AsyncIterator[bytes]:
                     return
                 yield b": keep-alive\n\n"
                 continue
-            if server.gate.principal(request, max_age_s=STREAM_RECHECK_S) is None:
-                return  # signed out, transferred, locked or expired: the stream ends
+            if ev is _STREAM_END or ended.is_set():
+                return
             iid = _event_incident(server, ev)
-            if iid is not None and not server.gate.can(
+            if iid is not None and not gate.can(
                 request, Action.INCIDENT_VIEW, server.incident_resource(iid)
             ):
                 continue
             data = json.dumps(ev["data"], default=_json_default)
             yield f"id: {ev['seq']}\nevent: {ev['topic']}\ndata: {data}\n\n".encode()
     finally:
+        ended.set()
+        watcher.cancel()
         hub.unsubscribe(q)
 
 
