@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -897,17 +898,21 @@ _STREAM_END: dict[str, Any] = {}
 async def _sse(request: Request, server: Server) -> AsyncIterator[bytes]:
     """Queue and board events, each shown only if the subscriber may view its incident.
 
-    A watcher re-reads the subscriber from the identity service every ``STREAM_RECHECK_S``
-    off the event loop and ends the stream once the sign-in is no longer valid (signed out,
-    transferred, locked, expired); event delivery itself never waits for the database."""
+    A watcher re-reads the subscriber from the identity service off the event loop when the
+    identity service changed something (checked every ``STREAM_RECHECK_S``) and at least every
+    ``STREAM_FULL_RECHECK_S``, and ends the stream once the sign-in is no longer valid (signed
+    out, transferred, locked, expired); event delivery never waits for the database."""
     hub = server.flow.hub
     q = hub.subscribe()
     gate = server.gate
     ended = asyncio.Event()
 
     async def watch() -> None:
+        state = {"epoch": float(getattr(gate.identity, "epoch", 0)), "at": time.monotonic()}
         while not ended.is_set():
             await asyncio.sleep(STREAM_RECHECK_S)
+            if not gate.stream_due(state):
+                continue
             if await asyncio.to_thread(gate.refresh, request) is None:
                 ended.set()
                 with contextlib.suppress(asyncio.QueueFull):

@@ -46,7 +46,8 @@ from shotwatch.policy.engine import Actor, Context, Decision, PolicyEngine, Reso
 SESSION_COOKIE = "sw_session"
 PURPOSE_COOKIE = "sw_purpose"
 CACHE_TTL_S = 1.0
-STREAM_RECHECK_S = 1.0  # a live stream re-reads its user from the identity service this often
+STREAM_RECHECK_S = 1.0  # a live stream looks for identity changes this often...
+STREAM_FULL_RECHECK_S = 10.0  # ...and re-reads its user regardless this often
 UNAUTHENTICATED = "unauthenticated"
 _UNSET = object()
 
@@ -298,6 +299,19 @@ class IdentityGate:
         request.state.principal = p
         request.state.auth_error = why
         return p
+
+    def stream_due(self, state: dict[str, float]) -> bool:
+        """For a live stream, checked every ``STREAM_RECHECK_S`` on the event loop (no I/O):
+        whether to re-read the caller now, i.e. this process's identity service changed
+        anything since the last reading (a transfer, lockout, sign-out, grant or training
+        change: ``IdentityService.epoch``), or ``STREAM_FULL_RECHECK_S`` passed (expiry, and
+        changes made by other processes)."""
+        epoch = float(getattr(self.identity, "epoch", 0))
+        now = time.monotonic()
+        if state.get("epoch") == epoch and now - state.get("at", 0.0) < STREAM_FULL_RECHECK_S:
+            return False
+        state["epoch"], state["at"] = epoch, now
+        return True
 
     def user(self, request: Request) -> Principal | None:
         return self.principal(request)
