@@ -473,7 +473,8 @@ def create_app(server: Server) -> FastAPI:
                 version=None,
             )
         outcome, call = await flow.review(incident_id, cmd)
-        audit(
+        await asyncio.to_thread(  # a durable append: off the loop that feeds the consoles
+            audit,
             "review.command",
             incident_id=incident_id,
             command=name,
