@@ -46,7 +46,7 @@ class World:
     app: FastAPI
     clock: ReplayClock
     totp: dict[str, str] = field(default_factory=dict)
-    refused: list[tuple[str, str, int]] = field(default_factory=list)
+    refused: list[tuple[str, str, int, int]] = field(default_factory=list)
 
     def request(
         self,
@@ -72,11 +72,15 @@ class World:
             async with httpx.AsyncClient(transport=transport, base_url="http://sw") as c:
                 return await c.request(method, path, headers=headers, **kw)
 
-        before = self.srv.gate.audit.stats["entries"]
+        before = self.head()
         r = asyncio.run(go())
         if r.status_code in (401, 403) and not path.endswith("login"):
-            self.refused.append((method, path, before))
+            self.refused.append((method, path, before, self.head()))
         return r
+
+    def head(self) -> int:
+        """Sequence number of the last audit entry."""
+        return max((row.seq for row in self.srv.gate.audit.rows()), default=0)
 
     def login(self, username: str, *, client: tuple[str, int] = ONSITE, **body: Any) -> Any:
         return self.request(
@@ -133,8 +137,8 @@ def _check_every_refusal_audited(w: World) -> None:
     """Each 401/403 left a denied entry naming its path, and the chain verifies."""
     entries = w.audit_entries()
     assert w.refused, "the test should have been refused somewhere"
-    for method, path, before in w.refused:
-        after = [e for e in entries if e["seq"] > before]
+    for method, path, before, after_seq in w.refused:
+        after = [e for e in entries if before < e["seq"] <= after_seq]  # this request's own
         assert any(
             not e["allowed"]
             and e["detail"].get("path") == path
