@@ -642,7 +642,12 @@ def create_app(server: Server) -> FastAPI:
             )
         dest = next if next.startswith("/") and not next.startswith("//") else "/console"
         resp = RedirectResponse(dest, status_code=303)
-        opts: dict[str, Any] = {"httponly": True, "samesite": "strict"}
+        opts: dict[str, Any] = {
+            "httponly": True,
+            "samesite": "strict",
+            "secure": request.url.scheme == "https",  # behind TLS the cookie never leaves it
+            "max_age": max(0, int(result.expires_at_s - server.flow.clock.now())),
+        }
         resp.set_cookie(SESSION_COOKIE, result.token, **opts)
         resp.set_cookie(PURPOSE_COOKIE, purpose, **opts)
         return resp
