@@ -373,15 +373,17 @@ class Associator:
         ax, ay = self._sx[sa], self._sy[sa]
         nbm, dm = tab[sa], dtab[sa]  # (B, K); missing neighbours: index -1, distance inf
         valid = nbm >= 0
-        reach_t = np.where(valid, dm, 0.0).max(axis=1) / c
-        lo_t = ta - reach_t - 2 * tol
-        hi_t = ta + reach_t + tol + late + sw
+        # Per neighbour j at distance d_j: a partner lies within d_j / c (+ tolerances) of the
+        # anchor, and so does any arrival a source heard first at the anchor predicts there.
+        dmt = np.where(valid, dm, 0.0) / c
+        lo_t = ta[:, None] - dmt - 2 * tol
+        hi_t = ta[:, None] + dmt + tol + late + sw
         # One slice of the buffer, sorted by (sensor, time): each (anchor, neighbour) window is
         # then one contiguous run found by a single vectorised search.
         h = self._head
         g1 = int(lim.max())
         reach_full = self.reach_m / c + 2 * tol
-        g0 = h + int(np.searchsorted(self._t[h:g1], float(min(lo_t.min(), ta.min() - reach_full))))
+        g0 = h + int(np.searchsorted(self._t[h:g1], float(ta.min() - reach_full)))
         if g1 <= g0:
             return out
         idx = np.arange(g0, g1)
@@ -391,8 +393,8 @@ class Associator:
         span = float(self._t[g1 - 1]) - base + 1.0
         key = self._s[ii] * span + (self._t[ii] - base)
         q = np.where(valid, nbm, 0).astype(float) * span
-        a = np.searchsorted(key, (q + (lo_t - base)[:, None]).ravel(), "left")
-        z = np.searchsorted(key, (q + (hi_t - base)[:, None]).ravel(), "right")
+        a = np.searchsorted(key, (q + (lo_t - base)).ravel(), "left")
+        z = np.searchsorted(key, (q + (hi_t - base)).ravel(), "right")
         cnt = np.where(valid.ravel(), z - a, 0)
         tot = int(cnt.sum())
         if tot == 0:
@@ -418,7 +420,7 @@ class Associator:
         first_of = np.searchsorted(pb, pb, "left")
         capm = (np.arange(len(pb)) - first_of) < self.gate_cap
         pb, pr, pdt = pb[capm], pr[capm], pdt[capm]
-        run = np.r_[True, (pb[1:] != pb[:-1]) | (pr[1:] != pr[:-1])]
+        run = np.concatenate(([True], (pb[1:] != pb[:-1]) | (pr[1:] != pr[:-1])))
         ndist = np.bincount(pb[run], minlength=nb_all)
         keep = ndist[pb] >= self.min_sensors - 1
         pb, pr, pdt = pb[keep], pr[keep], pdt[keep]
@@ -458,17 +460,19 @@ class Associator:
         lin = np.abs(qa) < 1e-9
         qa = np.where(lin, 1.0, qa)
         lin_ra = -qc / np.where(qb == 0, 1.0, qb)
-        ra = np.r_[
-            np.where(lin, lin_ra, (-qb + disc) / (2 * qa)),
-            np.where(lin, lin_ra, (-qb - disc) / (2 * qa)),
-        ]
-        good2 = np.r_[good, good] & np.isfinite(ra) & (ra >= 0) & (ra <= self.reach_m)
-        sol_b = np.r_[pb[fi], pb[fi]][good2]
+        ra = np.concatenate(
+            (
+                np.where(lin, lin_ra, (-qb + disc) / (2 * qa)),
+                np.where(lin, lin_ra, (-qb - disc) / (2 * qa)),
+            )
+        )
+        good2 = np.tile(good, 2) & np.isfinite(ra) & (ra >= 0) & (ra <= self.reach_m)
+        sol_b = np.tile(pb[fi], 2)[good2]
         if len(sol_b) == 0:
             return out
         ra = ra[good2]
-        sx = np.r_[p0x, p0x][good2] - ra * np.r_[qx, qx][good2]
-        sy = np.r_[p0y, p0y][good2] - ra * np.r_[qy, qy][good2]
+        sx = np.tile(p0x, 2)[good2] - ra * np.tile(qx, 2)[good2]
+        sy = np.tile(p0y, 2)[good2] - ra * np.tile(qy, 2)[good2]
         # Solutions are grouped by anchor; pair each with every partner of its anchor.
         srt = np.argsort(sol_b, kind="stable")
         sol_b, ra, sx, sy = sol_b[srt], ra[srt], sx[srt], sy[srt]
@@ -480,22 +484,54 @@ class Associator:
         dist = np.hypot(sx[e_s] - px[e_p], sy[e_s] - py[e_p])
         res = pdt[e_p] + (ra[e_s] - dist) / c
         cons = (res >= -tol) & (res <= tol + late) & (dist <= self.reach_m)
-        runs = np.flatnonzero(np.r_[True, (e_s[1:] != e_s[:-1]) | (pr[e_p][1:] != pr[e_p][:-1])])
+        pre = pr[e_p]
+        runs = np.flatnonzero(
+            np.concatenate(([True], (e_s[1:] != e_s[:-1]) | (pre[1:] != pre[:-1])))
+        )
         any_run = np.logical_or.reduceat(cons, runs)
         count = 1 + np.bincount(e_s[runs], weights=any_run, minlength=n_s)
         # Among equally supported sources prefer the tighter fit and the earliest pulses
         # (direct arrivals come first, echoes later), as the grid search does.
         fit = np.where(cons, np.abs(res) + 0.1 * np.maximum(pdt[e_p], 0.0), 0.0)
         spread = np.bincount(e_s, weights=fit, minlength=n_s)
+        heard_d = np.maximum.reduceat(np.where(cons, dist, 0.0), np.cumsum(reps) - reps)
         # One try per anchor, as the full search: its best supported source, ties to the
         # tighter fit (three sensors always fit some source; which one is tried decides).
         order_s = np.lexsort((spread, -count, sol_b))
-        firsts = order_s[np.r_[True, sol_b[order_s][1:] != sol_b[order_s][:-1]]]
+        sbo = sol_b[order_s]
+        firsts = order_s[np.concatenate(([True], sbo[1:] != sbo[:-1]))]
         best = firsts[count[firsts] >= self.min_sensors]
         if len(best) == 0:
             return out
         gb = sol_b[best]
         bx, by, bra = sx[best], sy[best], ra[best]
+        r_max = np.maximum(bra, heard_d[best])
+        # First, loosely, among the nearest sensors inside the reporting radius (pulses in
+        # hand): at least the least strict share of the silence rule must have answered.
+        nbg = nbm[gb]
+        vg = nbg >= 0
+        nbi = np.where(vg, nbg, 0)
+        dn = np.hypot(
+            bx[:, None] - (self._sx[nbi] - ax[gb][:, None]),
+            by[:, None] - (self._sy[nbi] - ay[gb][:, None]),
+        )
+        dn = np.where(vg, dn, np.inf)
+        inside = dn <= r_max[:, None] + 1e-6
+        arr_n = (ta[gb] - bra / c)[:, None] + dn / c
+        row = np.full(nb_all, -1)
+        row[gb] = np.arange(len(gb))
+        er = row[e_b]
+        sel = er >= 0
+        rr, rk = er[sel], e_r[sel]
+        dev = self._t[e_idx[sel]] - arr_n[rr, rk]
+        hit = (dev >= -2 * tol) & (dev <= sw)
+        resp_n = np.zeros(arr_n.shape, dtype=bool)
+        resp_n[rr[hit], rk[hit]] = True
+        loose = 0.75 * self.min_heard_fraction
+        local_ok = (resp_n & inside).sum(axis=1) >= loose * inside.sum(axis=1) - 1e-9
+        if not local_ok.any():
+            return out
+        gb, bx, by, bra = gb[local_ok], bx[local_ok], by[local_ok], bra[local_ok]
         # The silence rule over every sensor in reach of the source (as the full search
         # applies it at its node): members are free pulses after the anchor within the
         # tolerance of the predicted arrival; any pulse near it shows a sensor was not deaf.

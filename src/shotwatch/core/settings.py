@@ -116,7 +116,7 @@ class AssociationSettings(Section):
         "triples + silence among them) before the full search; 0 searches every anchor fully.",
     )
     batch_s: float = Field(
-        0.02,
+        0.05,
         ge=0,
         description="feed() starts work once the oldest due anchor is this late (stream "
         "seconds) and then handles every due anchor in one batch; flush(until_s) never waits.",
