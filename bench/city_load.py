@@ -251,6 +251,12 @@ def main() -> None:
         default=400,
         help="same-run baseline: the full-search associator (gate off) on this many burst pulses",
     )
+    ap.add_argument(
+        "--baseline-normal",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the full-search associator over the whole normal phase (accuracy check)",
+    )
     args = ap.parse_args()
     settings = Settings()
     c = speed_of_sound_mps(24.0)
@@ -304,14 +310,24 @@ def main() -> None:
         if not args.simulate_only:
             if associator_available():
                 phase["pipeline"] = feed_timed(res, c, settings, tick_s=args.tick_s)
+                old = settings.model_copy(
+                    update={
+                        "association": settings.association.model_copy(
+                            update={"gate_neighbours": 0}
+                        )
+                    }
+                )
+                if name == "normal" and args.baseline_normal:
+                    full = feed_timed(res, c, old, tick_s=args.tick_s)
+                    phase["same_run_baseline"] = {
+                        "what": "full-search associator (gate_neighbours=0) on the whole phase",
+                        "pulses_per_cpu_s": full["pulses_per_cpu_s"],
+                        "speedup": round(full["cpu_s"] / phase["pipeline"]["cpu_s"], 1)
+                        if phase["pipeline"]["cpu_s"]
+                        else None,
+                        "association": full["association"],
+                    }
                 if name == "fireworks_night" and args.baseline_pulses > 0:
-                    old = settings.model_copy(
-                        update={
-                            "association": settings.association.model_copy(
-                                update={"gate_neighbours": 0}
-                            )
-                        }
-                    )
                     base = feed_timed(res, c, old, tick_s=args.tick_s, limit=args.baseline_pulses)
                     new = feed_timed(
                         res, c, settings, tick_s=args.tick_s, limit=args.baseline_pulses

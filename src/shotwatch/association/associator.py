@@ -64,6 +64,22 @@ class AssociatorStats:
     unassociated: int = 0
     split_duplicates: int = 0
     anchor_misfits: int = 0
+    echo_prechecked: int = 0
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """A candidate set at its grid node, before location (for the lenient echo check)."""
+
+    x_m: float
+    y_m: float
+    t0_s: float
+    pulse_ids: tuple[str, ...]
+    outliers: tuple[str, ...]
+    uncertainty_m: float
+
+
+_PROBE_U_M = 30.0  # position error assumed for a grid node (3 x this = 90 m counts as near)
 
 
 @dataclass(frozen=True)
@@ -641,7 +657,8 @@ class Associator:
         sa = int(self._s[i])
         span = 2 * self.reach_m / self.c + self.tol_s + self.late_s
         h, n = self._head, self._lim
-        lo = h + int(np.searchsorted(self._t[h:n], ta - span))
+        # Anchors are taken in buffer order, so every pulse before ``i`` is spent already.
+        lo = i
         hi = h + int(np.searchsorted(self._t[h:n], ta + span, "right"))
         idx = np.arange(lo, hi)
         idx = idx[self._state[lo:hi] == _FREE]
@@ -809,6 +826,15 @@ class Associator:
         if not self._significant(node_xy[0], node_xy[1], t00, heard0):
             return None
         pulses = [p for p in (self._pulses[j] for j in chosen) if p is not None]
+        if self._recent:
+            # The echo rule, leniently, before any location: only a set that fails it even
+            # with a generous position error and two more members is dropped here.
+            probe = _Probe(
+                node_xy[0], node_xy[1], t00, tuple(p.pulse_id for p in pulses), (), _PROBE_U_M
+            )
+            if not self._passes_echo_rule(probe, {p.pulse_id: p for p in pulses}, extra=2):
+                self.stats.echo_prechecked += 1
+                return None
         shot = locate(
             pulses,
             c_mps=self.c,
@@ -841,7 +867,7 @@ class Associator:
         n_in = len(shot.pulse_ids) - len(shot.outliers)
         if n_in < self.min_sensors or shot.residual_rms_s > self.tol_s:
             return None
-        by_id = {p.pulse_id: p for p in (self._pulses[j] for j in cand) if p is not None}
+        by_id = {pid: p for pid in shot.pulse_ids if (p := self._pulse_by_id.get(pid)) is not None}
         if not self._passes_echo_rule(shot, by_id):
             return None
         heard = self._heard_idx(shot)
@@ -866,7 +892,9 @@ class Associator:
                 best[int(s)] = int(j)
         return [p for p in (self._pulses[j] for j in best.values()) if p is not None]
 
-    def _passes_echo_rule(self, shot: ShotLocation, by_id: dict[str, Pulse]) -> bool:
+    def _passes_echo_rule(
+        self, shot: ShotLocation | _Probe, by_id: dict[str, Pulse], *, extra: int = 0
+    ) -> bool:
         """Reject sets made mostly of pulses in the reverberation tail of recent shots (at the
         same sensors), unless the new shot is near one of them (another round from the same
         place) or is about as well supported as the shot whose tail it sits in."""
@@ -875,7 +903,7 @@ class Associator:
         out = set(shot.outliers)
         used = [by_id[pid] for pid in shot.pulse_ids if pid not in out and pid in by_id]
         # A split of a shot just located (same place, same origin time) is not a new shot.
-        for rec in self._recent:
+        for rec in self._recent if not extra else ():
             if abs(shot.t0_s - rec.t0_s) <= self.same_shot_s and math.hypot(
                 shot.x_m - rec.x_m, shot.y_m - rec.y_m
             ) <= max(3.0 * shot.uncertainty_m, 25.0):
@@ -912,7 +940,7 @@ class Associator:
         if near_any:
             return True
         biggest = max(len(rec.arrivals) for rec in self._recent)
-        return len(used) >= max(2 * self.min_sensors, math.ceil(0.6 * biggest))
+        return len(used) + extra >= max(2 * self.min_sensors, math.ceil(0.6 * biggest))
 
     def _anchor_belongs(self, shot: ShotLocation, anchor: Pulse) -> bool:
         """The anchor must agree with the source the *other* members define.
