@@ -65,6 +65,7 @@ class AssociatorStats:
     split_duplicates: int = 0
     anchor_misfits: int = 0
     echo_prechecked: int = 0
+    seed_rejected: int = 0
 
 
 @dataclass(frozen=True)
@@ -678,6 +679,10 @@ class Associator:
             self.stats.anchors_fast_rejected += 1
             self._state[i] = _DONE
             return None
+        if seeds and not any(self._seed_silence_ok(i, cand, q) for q in seeds):
+            self.stats.seed_rejected += 1
+            self._state[i] = _DONE
+            return None
         self.stats.grid_searches += 1
         shot = None
         anchor = self._pulses[i]
@@ -706,6 +711,22 @@ class Associator:
         self._recent.append(_Recent(shot.x_m, shot.y_m, shot.t0_s, arrivals, levels))
         self.stats.shots += 1
         return shot
+
+    def _seed_silence_ok(self, i: int, cand: np.ndarray, seed: tuple[float, float]) -> bool:
+        """The silence rule for the set the final grid level would take at the seed (earliest
+        pulse per sensor within its tolerance): checked before the grid search, as a set
+        whose silence fails here fails at the refined node too, nearly always."""
+        tol = self.tol_s + 1.5 * (self.coarse_m / 16.0) / self.c
+        sidx = self._s[cand]
+        d = np.hypot(self._sx[sidx] - seed[0], self._sy[sidx] - seed[1])
+        o = self._t[cand] - d / self.c
+        dev = o - o[cand == i][0]
+        cons = (dev >= -tol) & (dev <= tol + self.late_s)
+        heard = [int(v) for v in np.unique(sidx[cons])]
+        if len(heard) < self.min_sensors:
+            return False
+        t0 = float(np.median(o[cons]))
+        return self._passes_silent_rule(seed[0], seed[1], t0, heard)
 
     def _grid_select(
         self, i: int, cand: np.ndarray, seeds: list[tuple[float, float]] | None = None
