@@ -397,10 +397,15 @@ class Associator:
         hi_t = ta[:, None] + dmt + tol + late + sw
         # One slice of the buffer, sorted by (sensor, time): each (anchor, neighbour) window is
         # then one contiguous run found by a single vectorised search.
+        # It spans every window below: the neighbours' (lo_t..hi_t) and the arrivals of a
+        # source heard first at the anchor at any sensor in reach (t0 <= ta, so at most
+        # reach / c after the anchor); each anchor's own decision time still limits it.
         h = self._head
-        g1 = int(lim.max())
         reach_full = self.reach_m / c + 2 * tol
-        g0 = h + int(np.searchsorted(self._t[h:g1], float(ta.min() - reach_full)))
+        t_lo = float(min(lo_t.min(), ta.min() - reach_full))
+        t_hi = float(max(hi_t.max(), ta.max() + reach_full + late + sw))
+        g1 = min(int(lim.max()), h + int(np.searchsorted(self._t[h : self._n], t_hi, "right")))
+        g0 = h + int(np.searchsorted(self._t[h:g1], t_lo))
         if g1 <= g0:
             return out
         idx = np.arange(g0, g1)
