@@ -9,13 +9,16 @@ simulator and fed in arrival order to the product's Associator on one core:
   associator really has to form and locate them) and half unrelated single-sensor impulses,
   with gunfire still going on.
 
-Throughput = pulses / CPU seconds spent inside ``Associator.feed``/``flush`` (target >= 20,000
-pulses/s). Latency per located shot = processing time from feeding the shot's last pulse to
-the associator returning the shot (target p99 <= 50 ms); reported separately is the stream
-time the associator held the shot (pulse time of the feed that released it minus the shot's
-last pulse time), i.e. its configured wait, and the sum of both.
+The stream is replayed as live: pulses in arrival order plus a ``flush(until_s)`` clock tick
+every ``--tick-s``. Throughput = pulses / CPU seconds spent inside ``Associator.feed``/``flush``
+(target >= 20,000 pulses/s). Per located shot: the stream time the associator held it after
+its last pulse (waiting until every partner could have arrived), the CPU time of the call that
+released it, and their sum, the last-pulse-to-located-shot latency of a live deployment that
+keeps up with the stream (target p99 <= 50 ms). A fixed reference workload timed at start and
+end, and the previous full-search associator on the first burst pulses, are same-run
+baselines for the machine's load.
 
-    PYTHONPATH=src python3 -m bench.city_load --sensors 2000 --normal-s 600 --burst-s 120
+    PYTHONPATH=src:. python bench/city_load.py --sensors 2000 --normal-s 600 --burst-s 120
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import argparse
 import gc
 import json
 import math
+import sys
 import time
 from typing import Any
 
@@ -119,57 +123,108 @@ def pulses_per_shell(sensors: int, seed: int) -> float:
     return max(len(res.pulses), 1) / 40.0
 
 
-def feed_timed(res: SimResult, c_mps: float, settings: Settings) -> dict[str, Any]:
-    """Feed pulses in order; measure CPU time, per-shot processing latency and hold time."""
+def reference_workload() -> float:
+    """A fixed CPU job (numpy sorts and a Python loop) timed in CPU seconds: run at the start
+    and the end of the benchmark, it shows how fast this machine was at the time (load)."""
+    rng = np.random.default_rng(7)
+    cpu0 = time.process_time()
+    acc = 0.0
+    for _ in range(20):
+        acc += float(np.sort(rng.random(200_000))[100_000])
+    for k in range(300_000):
+        acc += k % 7
+    return round(time.process_time() - cpu0, 3)
+
+
+def feed_timed(
+    res: SimResult,
+    c_mps: float,
+    settings: Settings,
+    *,
+    tick_s: float = 0.05,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Replay the stream as live: pulses in arrival order and a ``flush(until_s)`` clock tick
+    every ``tick_s`` of stream time. Measures the CPU time of all associator calls
+    (association + location), and per located shot:
+
+    - ``hold_stream_ms``: stream time from the shot's last pulse to the feed/tick that
+      released it (the associator waiting until every partner could have arrived);
+    - ``call_ms``: CPU time of the call that released it (the work between the last pulse
+      being available and the located shot, given the associator keeps up with the stream);
+    - ``latency_ms`` = hold + call: last pulse to located shot in a live deployment, valid
+      when ``real_time_factor`` > 1 (no queue builds up).
+    """
     from shotwatch.association import Associator
 
     assoc = Associator(settings, c_mps, res.sensors)
     pulses = sorted(res.pulses, key=lambda p: p.t_s)
-    fed_at: dict[str, float] = {}
+    if limit is not None:
+        pulses = pulses[:limit]
     t_of = {p.pulse_id: p.t_s for p in pulses}
-    shots = []
-    proc_ms: list[float] = []
+    shots: list[Any] = []
     hold_ms: list[float] = []
+    call_ms: list[float] = []
+
+    def took(out: list[Any], stream_now: float, cpu_s: float) -> None:
+        for s in out:
+            last = max(t_of.get(pid, -math.inf) for pid in s.pulse_ids)
+            hold_ms.append(max(0.0, stream_now - last) * 1e3)
+            call_ms.append(cpu_s * 1e3)
+        shots.extend(out)
+
     gc.collect()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    gc.disable()
+    cpu_total = 0.0
+    wall0 = time.perf_counter()
+    next_tick = pulses[0].t_s + tick_s if pulses else 0.0
     for p in pulses:
-        fed_at[p.pulse_id] = time.perf_counter()
+        while p.t_s > next_tick:
+            c0 = time.process_time()
+            out = assoc.flush(until_s=next_tick)
+            dt = time.process_time() - c0
+            cpu_total += dt
+            took(out, next_tick, dt)
+            next_tick += tick_s
+        c0 = time.process_time()
         out = assoc.feed(p)
-        if out:
-            now = time.perf_counter()
-            for s in out:
-                last = max(s.pulse_ids, key=lambda pid: t_of.get(pid, -math.inf))
-                proc_ms.append((now - fed_at[last]) * 1e3)
-                hold_ms.append((p.t_s - t_of[last]) * 1e3)
-            shots.extend(out)
+        dt = time.process_time() - c0
+        cpu_total += dt
+        took(out, p.t_s, dt)
+    c0 = time.process_time()
     tail = assoc.flush()
-    cpu = time.process_time() - cpu0
+    cpu_total += time.process_time() - c0
     wall = time.perf_counter() - wall0
+    gc.enable()
     shots.extend(tail)
     score = score_association(res, shots).as_dict()
+    span_s = (pulses[-1].t_s - pulses[0].t_s) if len(pulses) > 1 else 0.0
 
     def pct(v: list[float], q: float) -> float | None:
         return round(float(np.percentile(v, q)), 2) if v else None
 
-    total = [a + b for a, b in zip(proc_ms, hold_ms, strict=True)]
+    total = [a + b for a, b in zip(hold_ms, call_ms, strict=True)]
+    st = assoc.stats
     return {
         "pulses": len(pulses),
+        "stream_s": round(span_s, 1),
         "shots": len(shots),
-        "shots_at_flush": len(tail),
-        "cpu_s": round(cpu, 2),
+        "shots_at_end_of_input": len(tail),
+        "cpu_s": round(cpu_total, 3),
         "wall_s": round(wall, 2),
-        "pulses_per_cpu_s": round(len(pulses) / cpu, 1) if cpu > 0 else None,
-        "latency_processing_ms": {
-            "p50": pct(proc_ms, 50),
-            "p99": pct(proc_ms, 99),
-            "max": pct(proc_ms, 100),
-        },
+        "pulses_per_cpu_s": round(len(pulses) / cpu_total, 1) if cpu_total > 0 else None,
+        "real_time_factor": round(span_s / cpu_total, 1) if cpu_total > 0 else None,
+        "call_ms": {"p50": pct(call_ms, 50), "p99": pct(call_ms, 99), "max": pct(call_ms, 100)},
         "hold_stream_ms": {
             "p50": pct(hold_ms, 50),
             "p99": pct(hold_ms, 99),
             "max": pct(hold_ms, 100),
         },
-        "latency_total_ms": {"p50": pct(total, 50), "p99": pct(total, 99)},
+        "latency_ms": {"p50": pct(total, 50), "p99": pct(total, 99)},
+        "anchors": st.anchors,
+        "anchors_rejected_precheck": st.anchors_fast_rejected,
+        "anchors_rejected_gate": st.anchors_gate_rejected,
+        "full_searches": st.grid_searches,
         "association": score,
     }
 
@@ -182,21 +237,51 @@ def main() -> None:
     ap.add_argument("--gunfire-per-hour", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--simulate-only", action="store_true", help="only build the pulse streams")
+    ap.add_argument("--tick-s", type=float, default=0.05, help="flush(until_s) clock tick")
+    ap.add_argument(
+        "--burst-coherent-share",
+        type=float,
+        default=0.5,
+        help="share of the burst impulses that come from fireworks shells heard by many sensors "
+        "(the rest are single-sensor impulses); 0 = all unrelated single-sensor impulses",
+    )
+    ap.add_argument(
+        "--baseline-pulses",
+        type=int,
+        default=400,
+        help="same-run baseline: the full-search associator (gate off) on this many burst pulses",
+    )
+    ap.add_argument(
+        "--baseline-normal",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the full-search associator over the whole normal phase (accuracy check)",
+    )
     args = ap.parse_args()
     settings = Settings()
     c = speed_of_sound_mps(24.0)
-    out: dict[str, Any] = {"sensors": args.sensors, "seed": args.seed}
-    # fireworks: half the burst impulse rate comes from shells (how many pulses a shell gives
-    # in this city is measured by a pilot run), half from unrelated single-sensor impulses
+    out: dict[str, Any] = {
+        "command": "PYTHONPATH=src:. python bench/city_load.py " + " ".join(sys.argv[1:]),
+        "sensors": args.sensors,
+        "seed": args.seed,
+        "tick_s": args.tick_s,
+        "targets": {"pulses_per_cpu_s": 20000, "latency_p99_ms": 50},
+        "load_at_start": os.getloadavg(),
+        "reference_workload_cpu_s_start": reference_workload(),
+    }
+    # fireworks: a share of the burst impulse rate comes from shells (how many pulses a shell
+    # gives in this city is measured by a pilot run), the rest from single-sensor impulses
     burst_rate = 1000.0
-    coherent_pulses = 0.5 * burst_rate * args.sensors * args.burst_s / 3600.0
+    share = min(max(args.burst_coherent_share, 0.0), 1.0)
+    out["burst_coherent_share"] = share
+    coherent_pulses = share * burst_rate * args.sensors * args.burst_s / 3600.0
     per_shell = pulses_per_shell(args.sensors, args.seed)
     out["pulses_per_fireworks_shell"] = round(per_shell, 1)
     phases = {
         "normal": dict(impulses_per_sensor_hour=10.0, fireworks_bursts=0, duration_s=args.normal_s),
         "fireworks_night": dict(
-            impulses_per_sensor_hour=0.5 * burst_rate,
-            fireworks_bursts=max(1, round(coherent_pulses / per_shell)),
+            impulses_per_sensor_hour=(1.0 - share) * burst_rate,
+            fireworks_bursts=round(coherent_pulses / per_shell),
             duration_s=args.burst_s,
         ),
     }
@@ -224,11 +309,43 @@ def main() -> None:
         }
         if not args.simulate_only:
             if associator_available():
-                phase["pipeline"] = feed_timed(res, c, settings)
+                phase["pipeline"] = feed_timed(res, c, settings, tick_s=args.tick_s)
+                old = settings.model_copy(
+                    update={
+                        "association": settings.association.model_copy(
+                            update={"gate_neighbours": 0}
+                        )
+                    }
+                )
+                if name == "normal" and args.baseline_normal:
+                    full = feed_timed(res, c, old, tick_s=args.tick_s)
+                    phase["same_run_baseline"] = {
+                        "what": "full-search associator (gate_neighbours=0) on the whole phase",
+                        "pulses_per_cpu_s": full["pulses_per_cpu_s"],
+                        "speedup": round(full["cpu_s"] / phase["pipeline"]["cpu_s"], 1)
+                        if phase["pipeline"]["cpu_s"]
+                        else None,
+                        "association": full["association"],
+                    }
+                if name == "fireworks_night" and args.baseline_pulses > 0:
+                    base = feed_timed(res, c, old, tick_s=args.tick_s, limit=args.baseline_pulses)
+                    new = feed_timed(
+                        res, c, settings, tick_s=args.tick_s, limit=args.baseline_pulses
+                    )
+                    phase["same_run_baseline"] = {
+                        "what": "full-search associator (gate_neighbours=0, the previous "
+                        "candidate generation) vs the gated one on the same first pulses",
+                        "pulses": base["pulses"],
+                        "full_search_pulses_per_cpu_s": base["pulses_per_cpu_s"],
+                        "gated_pulses_per_cpu_s": new["pulses_per_cpu_s"],
+                        "speedup": round(base["cpu_s"] / new["cpu_s"], 1) if new["cpu_s"] else None,
+                    }
             else:
                 phase["pipeline"] = {"error": "shotwatch.association.Associator not available"}
         out[name] = phase
         del res
+    out["reference_workload_cpu_s_end"] = reference_workload()
+    out["load_at_end"] = os.getloadavg()
     print(json.dumps(out, indent=1))
 
 

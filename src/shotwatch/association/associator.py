@@ -27,11 +27,13 @@ The clock is the data: "now" is the latest arrival fed, so replay and live are o
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from shotwatch.core.errors import InputError
 from shotwatch.core.model import Pulse, Sensor, ShotLocation
@@ -41,6 +43,9 @@ from shotwatch.location.locate import locate
 _FREE = 0
 _USED = 1
 _DONE = 2  # processed as an anchor without forming a shot
+# The gate's silence check looks at this many times ``gate_neighbours`` nearest sensors: a
+# source heard first at A can lie some way off, and its reporting disk then reaches further.
+_SILENCE_NEIGHBOURS = 4
 
 
 @dataclass
@@ -52,12 +57,30 @@ class AssociatorStats:
     out_of_order: int = 0
     anchors: int = 0
     anchors_fast_rejected: int = 0
+    anchors_gate_rejected: int = 0
     grid_searches: int = 0
     shots: int = 0
     rejected_sets: int = 0
     unassociated: int = 0
     split_duplicates: int = 0
     anchor_misfits: int = 0
+    echo_prechecked: int = 0
+    seed_rejected: int = 0
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """A candidate set at its grid node, before location (for the lenient echo check)."""
+
+    x_m: float
+    y_m: float
+    t0_s: float
+    pulse_ids: tuple[str, ...]
+    outliers: tuple[str, ...]
+    uncertainty_m: float
+
+
+_PROBE_U_M = 30.0  # position error assumed for a grid node (3 x this = 90 m counts as near)
 
 
 @dataclass(frozen=True)
@@ -101,6 +124,9 @@ class Associator:
         self.silence_window_s = a.silence_window_s
         self.same_shot_s = 0.03
         self.window_s = a.window_s
+        self.gate_k = a.gate_neighbours if self.dims == 2 else 0
+        self.gate_cap = a.gate_max_partners
+        self.batch_s = a.batch_s
         self.stats = AssociatorStats()
         self.unassociated_ids: deque[str] = deque(maxlen=10000)
         # Sensors: serial -> index; positions in growable arrays.
@@ -110,6 +136,11 @@ class Associator:
         self._sz = np.zeros(0)
         self._sensor_objs: list[Sensor] = []
         self._reach_wait: dict[int, float] = {}
+        self._nb_tab: np.ndarray | None = None
+        self._nbd_tab: np.ndarray | None = None
+        self._nb_lists: list[tuple[list[int], list[float]]] = []
+        self._tree: cKDTree = cKDTree(np.zeros((1, 2)))
+        self._times: dict[int, list[float]] = {}  # per sensor: its pulse times, sorted
         for s in sensors or ():
             self._add_sensor(s.serial, s.x_m, s.y_m, s.z_m, s)
         # Pulse ring buffer (arrays grow by doubling; a head index expires old pulses).
@@ -121,10 +152,16 @@ class Associator:
         self._n = 0
         self._head = 0  # first pulse still in the buffer
         self._next_anchor = 0  # first pulse not yet processed as an anchor
+        self._lim = 0  # pulses at or after this index are later than the anchor's decision time
         self._now = -math.inf
         self._recent: deque[_Recent] = deque()
         self._last_by_sensor: dict[tuple[int, float], str] = {}
         self._pulse_by_id: dict[str, Pulse] = {}
+        if self._sidx:  # a known network: build the per-sensor tables now, not mid-stream
+            for si in range(len(self._sidx)):
+                self._wait_s(si)
+            if self.gate_k:
+                self._neighbour_table()
 
     # ------------------------------------------------------------------ sensors
     def _add_sensor(
@@ -140,6 +177,7 @@ class Associator:
         self._sz = np.append(self._sz, z)
         self._sensor_objs.append(obj or Sensor(serial, x, y, z))
         self._reach_wait.clear()
+        self._nb_tab = None
         return i
 
     def _wait_s(self, si: int) -> float:
@@ -165,7 +203,7 @@ class Associator:
         self._last_by_sensor[key] = pulse.pulse_id
         self._append(pulse, si)
         self._now = max(self._now, pulse.t_s)
-        return self._process(self._now)
+        return self._process(self._now, lag=self.batch_s)
 
     def flush(self, until_s: float | None = None) -> list[ShotLocation]:
         """Process every anchor that is due by ``until_s`` (default: all of them)."""
@@ -198,6 +236,13 @@ class Associator:
         self._state[n] = _FREE
         self._pulses[n] = pulse
         self._pulse_by_id[pulse.pulse_id] = pulse
+        lst = self._times.setdefault(si, [])
+        if lst and pulse.t_s < lst[-1]:
+            insort(lst, pulse.t_s)
+        else:
+            lst.append(pulse.t_s)
+        if len(lst) > 64 and lst[0] < pulse.t_s - 4 * self.window_s:
+            del lst[: bisect_left(lst, pulse.t_s - 4 * self.window_s)]
 
     def _compact_or_grow(self) -> None:
         h = self._head
@@ -219,21 +264,76 @@ class Associator:
         self._head = 0
 
     # ------------------------------------------------------------------ processing
-    def _process(self, now: float) -> list[ShotLocation]:
+    def _process(self, now: float, lag: float = 0.0) -> list[ShotLocation]:
+        """Process every anchor due by ``now``. With ``lag`` (feed()), start only once the
+        oldest due anchor is ``lag`` overdue, so that anchors are handled in batches."""
         out: list[ShotLocation] = []
+        started = lag <= 0.0
         while self._next_anchor < self._n:
-            i = self._next_anchor
-            if self._state[i] != _FREE:
-                self._next_anchor += 1
-                continue
-            si = int(self._s[i])
-            if self._t[i] + self._wait_s(si) > now:
+            batch: list[int] = []
+            lims: list[int] = []
+            spent: list[int] = []
+            j = self._next_anchor
+            h = self._head
+            while j < self._n and len(batch) < 256:
+                if self._state[j] != _FREE:
+                    j += 1
+                    continue
+                due = float(self._t[j]) + self._wait_s(int(self._s[j]))
+                if due > now or (not started and due > now - lag):
+                    break
+                started = True
+                self.stats.anchors += 1
+                # Decide only on pulses up to the anchor's due time: the same shots come out
+                # however the stream is cut into feed()/flush(until_s) calls.
+                lim = h + int(np.searchsorted(self._t[h : self._n], due, "right"))
+                if not self.gate_k:
+                    self._lim = lim
+                    shot = self._nucleate(j, now, None)
+                    if shot is not None:
+                        out.append(shot)
+                elif self._precheck(j, due):
+                    batch.append(j)
+                    lims.append(lim)
+                else:
+                    self.stats.anchors_fast_rejected += 1
+                    spent.append(j)
+                j += 1
+            if batch:
+                out.extend(self._run_batch(batch, lims, now))
+            for k in spent:  # after the batch: earlier anchors may still pair with them
+                if self._state[k] == _FREE:
+                    self._state[k] = _DONE
+            self._next_anchor = j
+            if not batch and not spent:
                 break
-            shot = self._nucleate(i, now)
-            if shot is not None:
-                out.append(shot)
-            self._next_anchor += 1
         self._expire()
+        return out
+
+    def _run_batch(self, batch: list[int], lims: list[int], now: float) -> list[ShotLocation]:
+        """Gate a batch of anchors together, then search the survivors one by one. A shot
+        consumes pulses, so the anchors after it are gated again (exactly as if alone)."""
+        out: list[ShotLocation] = []
+        rest = list(zip(batch, lims, strict=True))
+        while rest:
+            seeds = self._gate_batch([i for i, _ in rest], [lim for _, lim in rest])
+            formed = -1
+            for pos, ((i, lim), seed) in enumerate(zip(rest, seeds, strict=True)):
+                if self._state[i] != _FREE:
+                    continue
+                if seed is None:
+                    self.stats.anchors_gate_rejected += 1
+                    self._state[i] = _DONE
+                    continue
+                self._lim = lim
+                shot = self._nucleate(i, now, [seed])
+                if shot is not None:
+                    out.append(shot)
+                    formed = pos
+                    break
+            if formed < 0:
+                break
+            rest = rest[formed + 1 :]
         return out
 
     def _expire(self) -> None:
@@ -259,13 +359,313 @@ class Associator:
             cut = horizon
             self._last_by_sensor = {k: v for k, v in self._last_by_sensor.items() if k[1] >= cut}
 
+    def _gate_batch(self, anchors: list[int], lims: list[int]) -> list[tuple[float, float] | None]:
+        """Cheap necessary evidence for shots anchored at ``anchors`` (buffer indices, in
+        order; ``lims`` bound each one's pulses by its decision time), among nearest sensors.
+
+        A source heard first at the anchor's sensor A is also heard by sensors near A, and the
+        sensors between them answer (the silence rule). So: take the free pulses of A's
+        ``gate_k`` nearest sensors whose time difference to the anchor is possible (at most
+        ``gate_cap``, nearest sensors first), solve every anchor + two-partner triple in closed
+        form (2-D TDOA, two hyperbolae: at most two sources), pick the source the most of these
+        sensors agree with (ties: the tighter fit), and keep it if at least ``min_sensors``
+        agree and it passes the silence rule among these sensors. Returns per anchor that
+        source (absolute x, y) or ``None``.
+
+        Every anchor of the batch is handled by the same few array operations (numpy's cost is
+        per call, not per element, at these sizes). Each anchor sees exactly what it would see
+        alone: partners come after it in the buffer (earlier anchors are spent by then) and
+        before its own decision time.
+        """
+        nb_all = len(anchors)
+        out: list[tuple[float, float] | None] = [None] * nb_all
+        tab, dtab = self._neighbour_table()
+        k = tab.shape[1]
+        kp = min(self.gate_k, k)  # partners come from the nearest kp; silence uses all k
+        c, tol, late, sw = self.c, self.tol_s, self.late_s, self.silence_window_s
+        anc = np.asarray(anchors, dtype=np.int64)
+        lim = np.asarray(lims, dtype=np.int64)
+        sa = self._s[anc]
+        ta = self._t[anc]
+        ax, ay = self._sx[sa], self._sy[sa]
+        nbm, dm = tab[sa], dtab[sa]  # (B, K); missing neighbours: index -1, distance inf
+        valid = nbm >= 0
+        # Per neighbour j at distance d_j: a partner lies within d_j / c (+ tolerances) of the
+        # anchor, and so does any arrival a source heard first at the anchor predicts there.
+        dmt = np.where(valid, dm, 0.0) / c
+        lo_t = ta[:, None] - dmt - 2 * tol
+        hi_t = ta[:, None] + dmt + tol + late + sw
+        # One slice of the buffer, sorted by (sensor, time): each (anchor, neighbour) window is
+        # then one contiguous run found by a single vectorised search.
+        # It spans every window below: the neighbours' (lo_t..hi_t) and the arrivals of a
+        # source heard first at the anchor at any sensor in reach (t0 <= ta, so at most
+        # reach / c after the anchor); each anchor's own decision time still limits it.
+        h = self._head
+        reach_full = self.reach_m / c + 2 * tol
+        t_lo = float(min(lo_t.min(), ta.min() - reach_full))
+        t_hi = float(max(hi_t.max(), ta.max() + reach_full + late + sw))
+        g1 = min(int(lim.max()), h + int(np.searchsorted(self._t[h : self._n], t_hi, "right")))
+        g0 = h + int(np.searchsorted(self._t[h:g1], t_lo))
+        if g1 <= g0:
+            return out
+        idx = np.arange(g0, g1)
+        order = np.argsort(self._s[idx], kind="stable")
+        ii = idx[order]
+        base = float(self._t[g0])
+        span = float(self._t[g1 - 1]) - base + 1.0
+        key = self._s[ii] * span + (self._t[ii] - base)
+        q = np.where(valid, nbm, 0).astype(float) * span
+        a = np.searchsorted(key, (q + (lo_t - base)).ravel(), "left")
+        z = np.searchsorted(key, (q + (hi_t - base)).ravel(), "right")
+        cnt = np.where(valid.ravel(), z - a, 0)
+        tot = int(cnt.sum())
+        if tot == 0:
+            return out
+        qid = np.repeat(np.arange(nb_all * k), cnt)
+        pos = np.arange(tot) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(a, cnt)
+        e_idx = ii[pos]
+        e_b, e_r = qid // k, qid % k
+        ok = e_idx < lim[e_b]
+        e_idx, e_b, e_r = e_idx[ok], e_b[ok], e_r[ok]
+        e_dt = self._t[e_idx] - ta[e_b]
+        # Partners: free, after the anchor, time difference physically possible.
+        pm = (
+            (self._state[e_idx] == _FREE)
+            & (e_idx > anc[e_b])
+            & (e_r < kp)
+            & (np.abs(e_dt) <= dm[e_b, e_r] / c + tol + late)
+        )
+        pb, pr, pdt = e_b[pm], e_r[pm], e_dt[pm]
+        if len(pb) < 2:
+            return out
+        # Bounded work per anchor: the first ``gate_cap`` partners (nearest sensors first).
+        first_of = np.searchsorted(pb, pb, "left")
+        capm = (np.arange(len(pb)) - first_of) < self.gate_cap
+        pb, pr, pdt = pb[capm], pr[capm], pdt[capm]
+        run = np.concatenate(([True], (pb[1:] != pb[:-1]) | (pr[1:] != pr[:-1])))
+        ndist = np.bincount(pb[run], minlength=nb_all)
+        keep = ndist[pb] >= self.min_sensors - 1
+        pb, pr, pdt = pb[keep], pr[keep], pdt[keep]
+        n_p = len(pb)
+        if n_p < 2:
+            return out
+        m = np.bincount(pb, minlength=nb_all)
+        gstart = np.cumsum(m) - m
+        kpos = np.arange(n_p) - gstart[pb]
+        nafter = m[pb] - 1 - kpos
+        n_pairs = int(nafter.sum())
+        if n_pairs == 0:
+            return out
+        fi = np.repeat(np.arange(n_p), nafter)
+        se = fi + 1 + np.arange(n_pairs) - np.repeat(np.cumsum(nafter) - nafter, nafter)
+        dif = pr[fi] != pr[se]
+        fi, se = fi[dif], se[dif]
+        if len(fi) == 0:
+            return out
+        ps = nbm[pb, pr]
+        px, py = self._sx[ps] - ax[pb], self._sy[ps] - ay[pb]
+        pd = pdt * c
+        # Anchor at the origin, r_i = r_A + d_i:
+        #   x_i x + y_i y = (x_i^2 + y_i^2 - d_i^2) / 2 - r_A d_i   (i = the two partners)
+        xb, yb, db, xc, yc, dc = px[fi], py[fi], pd[fi], px[se], py[se], pd[se]
+        det = xb * yc - yb * xc
+        good = np.abs(det) > 1e-6 * np.hypot(xb, yb) * np.hypot(xc, yc)
+        det = np.where(good, det, 1.0)
+        ub, uc = (xb * xb + yb * yb - db * db) / 2, (xc * xc + yc * yc - dc * dc) / 2
+        p0x, p0y = (yc * ub - yb * uc) / det, (xb * uc - xc * ub) / det
+        qx, qy = (yc * db - yb * dc) / det, (xb * dc - xc * db) / det
+        qa = qx * qx + qy * qy - 1.0
+        qb = -2.0 * (p0x * qx + p0y * qy)
+        qc = p0x * p0x + p0y * p0y
+        # Noise can pull two nearly touching hyperbolae apart: take the closest point then.
+        disc = np.sqrt(np.maximum(qb * qb - 4 * qa * qc, 0.0))
+        lin = np.abs(qa) < 1e-9
+        qa = np.where(lin, 1.0, qa)
+        lin_ra = -qc / np.where(qb == 0, 1.0, qb)
+        ra = np.concatenate(
+            (
+                np.where(lin, lin_ra, (-qb + disc) / (2 * qa)),
+                np.where(lin, lin_ra, (-qb - disc) / (2 * qa)),
+            )
+        )
+        good2 = np.tile(good, 2) & np.isfinite(ra) & (ra >= 0) & (ra <= self.reach_m)
+        sol_b = np.tile(pb[fi], 2)[good2]
+        if len(sol_b) == 0:
+            return out
+        ra = ra[good2]
+        sx = np.tile(p0x, 2)[good2] - ra * np.tile(qx, 2)[good2]
+        sy = np.tile(p0y, 2)[good2] - ra * np.tile(qy, 2)[good2]
+        # Solutions are grouped by anchor; pair each with every partner of its anchor.
+        srt = np.argsort(sol_b, kind="stable")
+        sol_b, ra, sx, sy = sol_b[srt], ra[srt], sx[srt], sy[srt]
+        n_s = len(sol_b)
+        reps = m[sol_b]
+        tot3 = int(reps.sum())
+        e_s = np.repeat(np.arange(n_s), reps)
+        e_p = gstart[sol_b][e_s] + np.arange(tot3) - np.repeat(np.cumsum(reps) - reps, reps)
+        dist = np.hypot(sx[e_s] - px[e_p], sy[e_s] - py[e_p])
+        res = pdt[e_p] + (ra[e_s] - dist) / c
+        cons = (res >= -tol) & (res <= tol + late) & (dist <= self.reach_m)
+        pre = pr[e_p]
+        runs = np.flatnonzero(
+            np.concatenate(([True], (e_s[1:] != e_s[:-1]) | (pre[1:] != pre[:-1])))
+        )
+        any_run = np.logical_or.reduceat(cons, runs)
+        count = 1 + np.bincount(e_s[runs], weights=any_run, minlength=n_s)
+        # Among equally supported sources prefer the tighter fit and the earliest pulses
+        # (direct arrivals come first, echoes later), as the grid search does.
+        fit = np.where(cons, np.abs(res) + 0.1 * np.maximum(pdt[e_p], 0.0), 0.0)
+        spread = np.bincount(e_s, weights=fit, minlength=n_s)
+        heard_d = np.maximum.reduceat(np.where(cons, dist, 0.0), np.cumsum(reps) - reps)
+        # One try per anchor, as the full search: its best supported source, ties to the
+        # tighter fit (three sensors always fit some source; which one is tried decides).
+        order_s = np.lexsort((spread, -count, sol_b))
+        sbo = sol_b[order_s]
+        firsts = order_s[np.concatenate(([True], sbo[1:] != sbo[:-1]))]
+        best = firsts[count[firsts] >= self.min_sensors]
+        if len(best) == 0:
+            return out
+        gb = sol_b[best]
+        bx, by, bra = sx[best], sy[best], ra[best]
+        r_max = np.maximum(bra, heard_d[best])
+        # First, loosely, among the nearest sensors inside the reporting radius (pulses in
+        # hand): at least the least strict share of the silence rule must have answered.
+        nbg = nbm[gb]
+        vg = nbg >= 0
+        nbi = np.where(vg, nbg, 0)
+        dn = np.hypot(
+            bx[:, None] - (self._sx[nbi] - ax[gb][:, None]),
+            by[:, None] - (self._sy[nbi] - ay[gb][:, None]),
+        )
+        dn = np.where(vg, dn, np.inf)
+        inside = dn <= r_max[:, None] + 1e-6
+        arr_n = (ta[gb] - bra / c)[:, None] + dn / c
+        row = np.full(nb_all, -1)
+        row[gb] = np.arange(len(gb))
+        er = row[e_b]
+        sel = er >= 0
+        rr, rk = er[sel], e_r[sel]
+        dev = self._t[e_idx[sel]] - arr_n[rr, rk]
+        hit = (dev >= -2 * tol) & (dev <= sw)
+        resp_n = np.zeros(arr_n.shape, dtype=bool)
+        resp_n[rr[hit], rk[hit]] = True
+        loose = 0.75 * self.min_heard_fraction
+        local_ok = (resp_n & inside).sum(axis=1) >= loose * inside.sum(axis=1) - 1e-9
+        if not local_ok.any():
+            return out
+        gb, bx, by, bra = gb[local_ok], bx[local_ok], by[local_ok], bra[local_ok]
+        # The silence rule over every sensor in reach of the source (as the full search
+        # applies it at its node): members are free pulses after the anchor within the
+        # tolerance of the predicted arrival; any pulse near it shows a sensor was not deaf.
+        t0b = ta[gb] - bra / c
+        due = self._t[np.maximum(lim[gb] - 1, 0)]
+        centres = np.c_[bx + ax[gb], by + ay[gb]]
+        balls = self._tree.query_ball_point(centres, r=self.reach_m)
+        ln = np.array([len(v) for v in balls], dtype=np.int64)
+        cat = np.concatenate([np.asarray(v, dtype=np.int64) for v in balls])
+        qrow = np.repeat(np.arange(len(gb)), ln)
+        dq = np.hypot(self._sx[cat] - centres[qrow, 0], self._sy[cat] - centres[qrow, 1])
+        arr = t0b[qrow] + dq / c
+        kq = cat * span - base
+        hi_r = np.minimum(arr + sw, due[qrow])
+        a = np.searchsorted(key, kq + arr - 2 * tol, "left")
+        z = np.searchsorted(key, kq + hi_r, "right")
+        responsive = z > a
+        a = np.searchsorted(key, kq + arr - tol, "left")
+        z = np.searchsorted(key, kq + np.minimum(arr + tol + late, due[qrow]), "right")
+        cnt = np.maximum(z - a, 0)
+        tot4 = int(cnt.sum())
+        heard = np.zeros(len(cat), dtype=bool)
+        if tot4:
+            eq = np.repeat(np.arange(len(cat)), cnt)
+            ep = ii[np.arange(tot4) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(a, cnt)]
+            good4 = (self._state[ep] == _FREE) & (ep > anc[gb][qrow[eq]])
+            heard[eq[good4]] = True
+        heard |= cat == sa[gb][qrow]
+        responsive |= heard
+        n_heard = np.bincount(qrow, weights=heard, minlength=len(gb))
+        dh = np.where(heard, dq, np.inf)
+        r_max = np.full(len(gb), -np.inf)
+        np.maximum.at(r_max, qrow, np.where(heard, dq, -np.inf))
+        # median reporting distance per source: sort (row, distance) and take the middle
+        srt_h = np.lexsort((dh, qrow))
+        first_h = np.searchsorted(qrow[srt_h], np.arange(len(gb)), "left")
+        nh = n_heard.astype(np.int64)
+        lo_m = dh[srt_h][np.minimum(first_h + (nh - 1) // 2, len(dh) - 1)]
+        hi_m = dh[srt_h][np.minimum(first_h + nh // 2, len(dh) - 1)]
+        r_med = (lo_m + hi_m) / 2
+        near = dq <= r_max[qrow] + 1e-6
+        near_med = dq <= r_med[qrow] + 1e-6
+        n_near = np.bincount(qrow, weights=near, minlength=len(gb))
+        n_near_resp = np.bincount(qrow, weights=near & responsive, minlength=len(gb))
+        n_med = np.bincount(qrow, weights=near_med, minlength=len(gb))
+        n_med_resp = np.bincount(qrow, weights=near_med & responsive, minlength=len(gb))
+        shortfall = np.maximum(0, self.dims + 3 - n_heard)
+        base_f = self.min_heard_fraction
+        need = 0.75 * base_f + (1 - 0.75 * base_f) * np.minimum(1.0, shortfall / 2)
+        passed = (
+            (n_heard >= self.min_sensors)
+            & (n_near_resp >= need * n_near - 1e-9)
+            & (n_med_resp >= base_f * n_med - 1e-9)
+        )
+        for j in np.flatnonzero(passed):
+            g = int(gb[j])
+            out[g] = (float(bx[j] + ax[g]), float(by[j] + ay[g]))
+        return out
+
+    def _neighbour_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per sensor its ``4 x gate_k`` nearest sensors within 2 x reach, nearest first (index -1
+        and distance inf where there are fewer)."""
+        if self._nb_tab is None or len(self._nb_tab) != len(self._sx):
+            n = len(self._sx)
+            k = min(_SILENCE_NEIGHBOURS * self.gate_k, max(n - 1, 1))
+            xy = np.c_[self._sx, self._sy]
+            dist, ix = cKDTree(xy).query(xy, k=k + 1, distance_upper_bound=2 * self.reach_m)
+            dist, ix = np.atleast_2d(dist)[:, 1:], np.atleast_2d(ix)[:, 1:]
+            missing = ~np.isfinite(dist)
+            self._tree = cKDTree(xy)
+            self._nb_tab = np.where(missing, -1, ix).astype(np.int64)
+            self._nbd_tab = np.where(missing, np.inf, dist)
+            self._nb_lists = [
+                (
+                    [int(v) for v in row[row >= 0]],
+                    [float(v) / self.c + self.tol_s + self.late_s for v in d[row >= 0]],
+                )
+                for row, d in zip(
+                    self._nb_tab[:, : self.gate_k], self._nbd_tab[:, : self.gate_k], strict=True
+                )
+            ]
+        assert self._nbd_tab is not None
+        return self._nb_tab, self._nbd_tab
+
+    def _precheck(self, i: int, due: float) -> bool:
+        """Necessary for the gate, in plain Python: at least ``min_sensors - 1`` of the
+        nearest sensors hold *some* pulse within the possible time difference."""
+        self._neighbour_table()
+        nbs, wins = self._nb_lists[int(self._s[i])]
+        ta = float(self._t[i])
+        need = self.min_sensors - 1
+        got = 0
+        times = self._times
+        for s, w in zip(nbs, wins, strict=True):
+            lst = times.get(s)
+            if lst:
+                j = bisect_left(lst, ta - w)
+                if j < len(lst) and lst[j] <= ta + w and lst[j] <= due:
+                    got += 1
+                    if got >= need:
+                        return True
+        return False
+
     def _candidates(self, i: int) -> np.ndarray:
         """Buffer indices of free pulses that could share a source with pulse ``i``."""
         ta = self._t[i]
         sa = int(self._s[i])
         span = 2 * self.reach_m / self.c + self.tol_s + self.late_s
-        lo = self._head + int(np.searchsorted(self._t[self._head : self._n], ta - span))
-        hi = self._head + int(np.searchsorted(self._t[self._head : self._n], ta + span, "right"))
+        h, n = self._head, self._lim
+        # Anchors are taken in buffer order, so every pulse before ``i`` is spent already.
+        lo = i
+        hi = h + int(np.searchsorted(self._t[h:n], ta + span, "right"))
         idx = np.arange(lo, hi)
         idx = idx[self._state[lo:hi] == _FREE]
         sidx = self._s[idx]
@@ -275,18 +675,23 @@ class Associator:
         ok &= (sidx != sa) | (idx == i)
         return idx[ok]
 
-    def _nucleate(self, i: int, now: float) -> ShotLocation | None:
-        self.stats.anchors += 1
+    def _nucleate(
+        self, i: int, now: float, seeds: list[tuple[float, float]] | None
+    ) -> ShotLocation | None:
         cand = self._candidates(i)
         sidx = self._s[cand]
         if len(np.unique(sidx)) < self.min_sensors:
             self.stats.anchors_fast_rejected += 1
             self._state[i] = _DONE
             return None
+        if seeds and not any(self._seed_silence_ok(i, cand, q) for q in seeds):
+            self.stats.seed_rejected += 1
+            self._state[i] = _DONE
+            return None
         self.stats.grid_searches += 1
         shot = None
         anchor = self._pulses[i]
-        for chosen, node_xy in self._grid_select(i, cand):
+        for chosen, node_xy in self._grid_select(i, cand, seeds):
             shot = self._locate_and_check(chosen, node_xy, cand, now)
             if shot is not None and anchor is not None and not self._anchor_belongs(shot, anchor):
                 self.stats.anchor_misfits += 1
@@ -312,13 +717,43 @@ class Associator:
         self.stats.shots += 1
         return shot
 
+    def _seed_silence_ok(self, i: int, cand: np.ndarray, seed: tuple[float, float]) -> bool:
+        """The silence rule for the set the final grid level would take at the seed (earliest
+        pulse per sensor within its tolerance): checked before the grid search, as a set
+        whose silence fails here fails at the refined node too, nearly always."""
+        tol = self.tol_s + 1.5 * (self.coarse_m / 16.0) / self.c
+        sidx = self._s[cand]
+        d = np.hypot(self._sx[sidx] - seed[0], self._sy[sidx] - seed[1])
+        o = self._t[cand] - d / self.c
+        dev = o - o[cand == i][0]
+        cons = (dev >= -tol) & (dev <= tol + self.late_s)
+        heard = [int(v) for v in np.unique(sidx[cons])]
+        if len(heard) < self.min_sensors:
+            return False
+        t0 = float(np.median(o[cons]))
+        return self._passes_silent_rule(seed[0], seed[1], t0, heard)
+
     def _grid_select(
-        self, i: int, cand: np.ndarray
+        self, i: int, cand: np.ndarray, seeds: list[tuple[float, float]] | None = None
     ) -> list[tuple[np.ndarray, tuple[float, float]]]:
         """Coarse-to-fine grid around the anchor's sensor; returns candidate pulse sets
-        (buffer indices, one pulse per sensor), best supported first."""
+        (buffer indices, one pulse per sensor), best supported first.
+
+        With ``seeds`` (source positions from the gate) the two finer levels run around each
+        seed, over only the candidates that can agree with a node that close to it."""
         sa = int(self._s[i])
         ax, ay = float(self._sx[sa]), float(self._sy[sa])
+        step = self.coarse_m
+        if seeds is not None:
+            sidx0 = self._s[cand]
+            ct0 = self._t[cand] - self._t[i]
+            margin = 2.0 * 0.75 * step * math.sqrt(2.0) / self.c
+            keep = cand == i
+            for qx, qy in seeds:
+                d_a = math.hypot(qx - ax, qy - ay)
+                dev = ct0 - (np.hypot(self._sx[sidx0] - qx, self._sy[sidx0] - qy) - d_a) / self.c
+                keep |= (dev >= -self.tol_s - margin) & (dev <= self.tol_s + self.late_s + margin)
+            cand = cand[keep]
         order = np.argsort(self._s[cand], kind="stable")
         cand = cand[order]
         sidx = self._s[cand]
@@ -342,17 +777,24 @@ class Associator:
             return count, spread + 0.1 * lateness
 
         r = self.reach_m
-        step = self.coarse_m
-        ax_nodes = np.arange(-r, r + step / 2, step)
-        gx, gy = np.meshgrid(ax_nodes, ax_nodes, indexing="ij")
-        gx, gy = gx.ravel(), gy.ravel()
-        inside = gx * gx + gy * gy <= r * r
-        gx, gy = gx[inside], gy[inside]
         finals: list[tuple[int, float, float, float]] = []
-        seeds = [(gx, gy, step)]
-        for level in range(3):
+        if seeds is None:
+            ax_nodes = np.arange(-r, r + step / 2, step)
+            gx, gy = np.meshgrid(ax_nodes, ax_nodes, indexing="ij")
+            gx, gy = gx.ravel(), gy.ravel()
+            inside = gx * gx + gy * gy <= r * r
+            levels = [(gx[inside], gy[inside], step)]
+            first = 0
+        else:
+            # A closed-form seed is better than a coarse node: the middle level runs over half
+            # the coarse cell's reach around it, then the finest.
+            off = np.arange(-0.75 * step, 0.75 * step + step / 8, step / 4)
+            ox, oy = (v.ravel() for v in np.meshgrid(off, off, indexing="ij"))
+            levels = [(qx - ax + ox, qy - ay + oy, step / 4) for qx, qy in seeds]
+            first = 1
+        for level in range(first, 3):
             nxt = []
-            for sx, sy, st in seeds:
+            for sx, sy, st in levels:
                 tol = self.tol_s + 1.5 * st / self.c
                 count, spread = score(sx, sy, tol)
                 if level == 2:
@@ -372,7 +814,7 @@ class Associator:
                 ox, oy = np.meshgrid(off, off, indexing="ij")
                 for k in picked:
                     nxt.append((sx[k] + ox.ravel(), sy[k] + oy.ravel(), fine))
-            seeds = nxt
+            levels = nxt
         finals.sort(key=lambda f: (-f[0], f[1]))
         tol = self.tol_s + 1.5 * (self.coarse_m / 16.0) / self.c
         sets: list[tuple[np.ndarray, tuple[float, float]]] = []
@@ -410,6 +852,15 @@ class Associator:
         if not self._significant(node_xy[0], node_xy[1], t00, heard0):
             return None
         pulses = [p for p in (self._pulses[j] for j in chosen) if p is not None]
+        if self._recent:
+            # The echo rule, leniently, before any location: only a set that fails it even
+            # with a generous position error and two more members is dropped here.
+            probe = _Probe(
+                node_xy[0], node_xy[1], t00, tuple(p.pulse_id for p in pulses), (), _PROBE_U_M
+            )
+            if not self._passes_echo_rule(probe, {p.pulse_id: p for p in pulses}, extra=2):
+                self.stats.echo_prechecked += 1
+                return None
         shot = locate(
             pulses,
             c_mps=self.c,
@@ -442,7 +893,7 @@ class Associator:
         n_in = len(shot.pulse_ids) - len(shot.outliers)
         if n_in < self.min_sensors or shot.residual_rms_s > self.tol_s:
             return None
-        by_id = {p.pulse_id: p for p in (self._pulses[j] for j in cand) if p is not None}
+        by_id = {pid: p for pid in shot.pulse_ids if (p := self._pulse_by_id.get(pid)) is not None}
         if not self._passes_echo_rule(shot, by_id):
             return None
         heard = self._heard_idx(shot)
@@ -467,7 +918,9 @@ class Associator:
                 best[int(s)] = int(j)
         return [p for p in (self._pulses[j] for j in best.values()) if p is not None]
 
-    def _passes_echo_rule(self, shot: ShotLocation, by_id: dict[str, Pulse]) -> bool:
+    def _passes_echo_rule(
+        self, shot: ShotLocation | _Probe, by_id: dict[str, Pulse], *, extra: int = 0
+    ) -> bool:
         """Reject sets made mostly of pulses in the reverberation tail of recent shots (at the
         same sensors), unless the new shot is near one of them (another round from the same
         place) or is about as well supported as the shot whose tail it sits in."""
@@ -476,7 +929,7 @@ class Associator:
         out = set(shot.outliers)
         used = [by_id[pid] for pid in shot.pulse_ids if pid not in out and pid in by_id]
         # A split of a shot just located (same place, same origin time) is not a new shot.
-        for rec in self._recent:
+        for rec in self._recent if not extra else ():
             if abs(shot.t0_s - rec.t0_s) <= self.same_shot_s and math.hypot(
                 shot.x_m - rec.x_m, shot.y_m - rec.y_m
             ) <= max(3.0 * shot.uncertainty_m, 25.0):
@@ -513,7 +966,7 @@ class Associator:
         if near_any:
             return True
         biggest = max(len(rec.arrivals) for rec in self._recent)
-        return len(used) >= max(2 * self.min_sensors, math.ceil(0.6 * biggest))
+        return len(used) + extra >= max(2 * self.min_sensors, math.ceil(0.6 * biggest))
 
     def _anchor_belongs(self, shot: ShotLocation, anchor: Pulse) -> bool:
         """The anchor must agree with the source the *other* members define.
@@ -559,7 +1012,7 @@ class Associator:
         arrival = t0_s + d_all / self.c
         lo_t = float(arrival[near].min()) - 2 * self.tol_s
         hi_t = float(arrival[near].max()) + self.silence_window_s
-        h, n = self._head, self._n
+        h, n = self._head, self._lim
         lo = h + int(np.searchsorted(self._t[h:n], lo_t))
         hi = h + int(np.searchsorted(self._t[h:n], hi_t, "right"))
         ts = self._t[lo:hi]
@@ -612,7 +1065,7 @@ class Associator:
         arrival = t0_s + d_all / self.c
         lo_t = float(arrival[near].min()) - 1.0
         hi_t = float(arrival[near].max()) + 1.0
-        h, n = self._head, self._n
+        h, n = self._head, self._lim
         lo = h + int(np.searchsorted(self._t[h:n], lo_t))
         hi = h + int(np.searchsorted(self._t[h:n], hi_t, "right"))
         ts = self._t[lo:hi]

@@ -108,6 +108,26 @@ class AssociationSettings(Section):
         ge=0,
         description="After a shot, pulses this long after its arrival at a sensor may be echoes.",
     )
+    gate_neighbours: int = Field(
+        24,
+        ge=0,
+        le=256,
+        description="Nearest sensors whose pulses an anchor is first checked against (closed-form "
+        "triples + silence among them) before the full search; 0 searches every anchor fully.",
+    )
+    batch_s: float = Field(
+        0.05,
+        ge=0,
+        description="feed() starts work once the oldest due anchor is this late (stream "
+        "seconds) and then handles every due anchor in one batch; flush(until_s) never waits.",
+    )
+    gate_max_partners: int = Field(
+        16,
+        ge=2,
+        le=256,
+        description="Most partner pulses (nearest sensors first) the gate pairs per anchor, so "
+        "that per-pulse work stays bounded in dense bursts (fireworks).",
+    )
 
 
 class LocationSettings(Section):
