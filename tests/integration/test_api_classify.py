@@ -13,6 +13,46 @@ from shotwatch.sim import example_scenarios, load_scenario, simulate_pulses
 from shotwatch.sim.audio import simulate_audio
 
 
+def one_shot_incident(
+    ev: EvidenceIndex, pulses: list[Pulse], t0_s: float, made_s: float
+) -> Incident:
+    """A one-round incident at the local origin made of ``pulses``; the shot goes into ``ev``."""
+    prov = Provenance.automatic("t", "1", made_s)
+    shot = ShotLocation(
+        "s1",
+        t0_s,
+        0.0,
+        0.0,
+        0.0,
+        tuple(p.pulse_id for p in pulses),
+        tuple(p.sensor for p in pulses),
+        {},
+        0.001,
+        10.0,
+        None,
+        None,
+        2,
+        0.9,
+        provenance=prov,
+    )
+    ev.add_shot(shot)
+    return Incident(
+        "i1",
+        ("s1",),
+        t0_s,
+        t0_s,
+        0.0,
+        0.0,
+        1,
+        1,
+        ((0.0, 0.0),),
+        False,
+        None,
+        None,
+        provenance=prov,
+    )
+
+
 def _evidence(name: str) -> tuple[Incident, EvidenceIndex]:
     sc = load_scenario(example_scenarios()[name])
     res = simulate_pulses(sc, 1)
@@ -34,40 +74,7 @@ def _evidence(name: str) -> tuple[Incident, EvidenceIndex]:
         lo, hi = max(0, i0), min(pcm.size, i0 + 2 * rate)
         seg[lo - i0 : hi - i0] = pcm[lo:hi]
         ev.add_pulse(p, AudioClip(p.sensor, p.t_s - 1.0, rate, seg))
-    prov = Provenance.automatic("t", "1", first.t_s)
-    shot = ShotLocation(
-        "s1",
-        first.t_s - 0.2,
-        0.0,
-        0.0,
-        0.0,
-        tuple(p.pulse_id for p in pulses),
-        tuple(p.sensor for p in pulses),
-        {},
-        0.001,
-        10.0,
-        None,
-        None,
-        2,
-        0.9,
-        provenance=prov,
-    )
-    ev.add_shot(shot)
-    inc = Incident(
-        "i1",
-        ("s1",),
-        shot.t0_s,
-        shot.t0_s,
-        0.0,
-        0.0,
-        1,
-        1,
-        ((0.0, 0.0),),
-        False,
-        None,
-        None,
-        provenance=prov,
-    )
+    inc = one_shot_incident(ev, pulses, first.t_s - 0.2, first.t_s)
     return inc, ev
 
 
@@ -102,40 +109,7 @@ def test_real_gunfire_scores_high_with_an_explanation(pittsburgh_dir: Path) -> N
             seg[lo - i0 : hi - i0] = x[lo:hi]
         ev.add_pulse(p, AudioClip(p.sensor, p.t_s - 1.0, rate, seg))
     assert len(ev.audio) >= 3
-    prov = Provenance.automatic("t", "1", pulses[0].t_s)
-    shot = ShotLocation(
-        "s1",
-        min(p.t_s for p in pulses) - 0.3,
-        0.0,
-        0.0,
-        0.0,
-        tuple(p.pulse_id for p in pulses),
-        tuple(p.sensor for p in pulses),
-        {},
-        0.001,
-        10.0,
-        None,
-        None,
-        2,
-        0.9,
-        provenance=prov,
-    )
-    ev.add_shot(shot)
-    inc = Incident(
-        "i1",
-        ("s1",),
-        shot.t0_s,
-        shot.t0_s,
-        0.0,
-        0.0,
-        1,
-        1,
-        ((0.0, 0.0),),
-        False,
-        None,
-        None,
-        provenance=prov,
-    )
+    inc = one_shot_incident(ev, pulses, min(p.t_s for p in pulses) - 0.3, pulses[0].t_s)
     out = classify_incident(inc, ev)
     c = out.extra["classification"]
     assert out.gunfire_probability is not None and out.gunfire_probability > 0.5, c["explanation"]

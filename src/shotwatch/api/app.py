@@ -726,6 +726,12 @@ def create_app(server: Server) -> FastAPI:
             },
         )
 
+    def queue_page(template: str, request: Request) -> HTMLResponse:
+        """The queue as the caller may see it, with review clocks at ``now``."""
+        now = flow.clock.now()
+        items = [queue_item(r, now) for r in visible_records(request)]
+        return page(template, request, now_s=now, items=items)
+
     @app.get(
         "/console",
         response_class=HTMLResponse,
@@ -734,13 +740,7 @@ def create_app(server: Server) -> FastAPI:
         dependencies=[Depends(require_action(Action.INCIDENT_SEARCH))],
     )
     def console(request: Request) -> HTMLResponse:
-        now = flow.clock.now()
-        return page(
-            "console.html",
-            request,
-            now_s=now,
-            items=[queue_item(r, now) for r in visible_records(request)],
-        )
+        return queue_page("console.html", request)
 
     @app.get(
         "/console/queue",
@@ -750,13 +750,7 @@ def create_app(server: Server) -> FastAPI:
         dependencies=[Depends(require_action(Action.INCIDENT_SEARCH))],
     )
     def console_queue(request: Request) -> HTMLResponse:
-        now = flow.clock.now()
-        return page(
-            "_queue.html",
-            request,
-            now_s=now,
-            items=[queue_item(r, now) for r in visible_records(request)],
-        )
+        return queue_page("_queue.html", request)
 
     @app.get(
         "/console/incidents/{incident_id}",
