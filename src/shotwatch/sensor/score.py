@@ -23,8 +23,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from shotwatch.classification.model import PulseModel
 
 Scorer = Callable[[np.ndarray, int, int], float]
 
@@ -57,18 +61,106 @@ def impulsiveness_score(snippet: np.ndarray, sample_rate_hz: int, onset_index: i
     return float(np.clip((s_contrast + s_rise + s_decay) / 3.0, 0.0, 1.0))
 
 
+class _Forest:
+    """The pulse model's trees laid out for one feature row at a time (ADR 0066).
+
+    :meth:`PulseModel.raw_score` walks the trees one by one with numpy operations sized for a
+    batch; for the single row a sensor scores per pick that costs ~10 ms of overhead. Here all
+    trees advance one level per step (leaves point to themselves), so a row takes one small
+    vector operation per tree level. Leaf values are summed in tree order with a sequential
+    ``cumsum``, so the result is bit-identical to ``raw_score`` (tested).
+    """
+
+    def __init__(self, model: PulseModel) -> None:
+        idx = np.arange(model.left.size)
+        leaf = model.left < 0
+        self.model = model
+        self.left = np.where(leaf, idx, model.left)
+        self.right = np.where(leaf, idx, model.right)
+        self.feature = np.where(leaf, 0, model.feature)
+        self.threshold = np.where(leaf, np.inf, model.threshold_node)
+        self.roots = model.roots.copy()
+        self.depth = _max_depth(self.left, self.right, self.roots)
+
+    def probability(self, row: np.ndarray) -> float:
+        m = self.model
+        x = np.asarray(row, dtype=np.float64).reshape(-1)
+        node = self.roots
+        left, right, feature, threshold = self.left, self.right, self.feature, self.threshold
+        for _ in range(self.depth):
+            node = np.where(x[feature[node]] <= threshold[node], left[node], right[node])
+        total = float(np.cumsum(m.value[node])[-1]) if node.size else 0.0
+        raw = m.init_score + m.learning_rate * total
+        z = m.platt_a * raw + m.platt_b
+        return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
+
+
+def _max_depth(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> int:
+    """Longest root-to-leaf path over all trees (leaves point to themselves)."""
+    depth = 0
+    frontier = np.unique(roots)
+    while True:
+        moving = frontier[left[frontier] != frontier]
+        if moving.size == 0:
+            return depth
+        frontier = np.unique(np.concatenate([left[moving], right[moving]]))
+        depth += 1
+
+
+_FORESTS: dict[int, _Forest] = {}
+
+
+def _forest_for(model: PulseModel) -> _Forest:
+    """The laid-out forest of ``model``, built once per model object."""
+    forest = _FORESTS.get(id(model))
+    if forest is None or forest.model is not model:
+        forest = _FORESTS[id(model)] = _Forest(model)
+    return forest
+
+
+def _analysis_window(
+    snippet: np.ndarray, sample_rate_hz: int, onset_index: int
+) -> tuple[np.ndarray, int]:
+    """The snippet resampled to the analysis rate, cut to what the pulse features read
+    (``PRE_S`` before to ``POST_S`` after the onset, plus the resampling filter's reach), and
+    the onset's index in it. The cut starts on a multiple of the decimation factor, so every
+    kept output sample is computed from exactly the same input samples and filter phase as
+    when the whole snippet is resampled: the features are the same (tested)."""
+    from fractions import Fraction
+
+    from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, resample
+    from shotwatch.classification.features import POST_S, PRE_S
+
+    x = np.asarray(snippet, dtype=np.float64) / 32768.0
+    onset = round(onset_index / sample_rate_hz * ANALYSIS_RATE_HZ)
+    sr = int(sample_rate_hz)
+    if sr == ANALYSIS_RATE_HZ:
+        return x, onset
+    ratio = Fraction(ANALYSIS_RATE_HZ, sr).limit_denominator(1000)
+    up, down = ratio.numerator, ratio.denominator
+    # scipy's resample_poly filter spans 10 * max(up, down) upsampled samples each side.
+    reach = -(-10 * max(up, down) // up) + 2 * down
+    lo_out = onset - round(PRE_S * ANALYSIS_RATE_HZ)
+    hi_out = onset + round(POST_S * ANALYSIS_RATE_HZ)
+    lo_in = (lo_out * down) // up - reach
+    hi_in = -(-hi_out * down // up) + reach
+    if lo_in <= 0 and hi_in >= x.size:
+        return resample(x, float(sample_rate_hz), ANALYSIS_RATE_HZ), onset
+    lo_in = max(0, lo_in // down * down)
+    hi_in = x.size if hi_in >= x.size else hi_in
+    y = resample(x[lo_in:hi_in], float(sample_rate_hz), ANALYSIS_RATE_HZ)
+    offset = lo_in // down * up
+    return y, onset - offset
+
+
 def classifier_score(snippet: np.ndarray, sample_rate_hz: int, onset_index: int) -> float:
     """Gunfire probability of the impulse at ``onset_index`` (issue 3's pulse model)."""
-    from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, resample
     from shotwatch.classification.model import default_model
     from shotwatch.classification.pulse import features_at
 
-    x = np.asarray(snippet, dtype=np.float64) / 32768.0
-    if sample_rate_hz != ANALYSIS_RATE_HZ:
-        x = resample(x, float(sample_rate_hz), ANALYSIS_RATE_HZ)
-    onset = round(onset_index / sample_rate_hz * ANALYSIS_RATE_HZ)
+    x, onset = _analysis_window(snippet, sample_rate_hz, onset_index)
     # Only the calibrated probability: the label breakdown is the server's business.
-    return float(default_model().probability(features_at(x, [onset]))[0])
+    return _forest_for(default_model()).probability(features_at(x, [onset])[0])
 
 
 SCORERS: dict[str, Scorer] = {
