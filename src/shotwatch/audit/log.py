@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import starmap
@@ -56,6 +57,7 @@ _PG_INSERT_UNNEST = (
     "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::bytea[], %b::bytea[])"
 )
 _PG_VALUES_MAX_ROWS = 16
+_SQLITE_INSERT = "INSERT INTO audit_entries (seq, entry, leaf_hash, chain_hash) VALUES (?, ?, ?, ?)"
 
 
 def canonical(obj: dict[str, Any]) -> str:
@@ -127,6 +129,10 @@ class StoredRow(NamedTuple):
     chain_hash: bytes
 
 
+#: A stored row as the driver returns it: (seq, entry bytes, leaf hash, chain hash).
+RowTuple = tuple[int, bytes, bytes, bytes]
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     tree_size: int
@@ -183,7 +189,7 @@ def build_levels(leaves: list[bytes]) -> list[list[bytes]]:
 
 
 def verify_rows(
-    rows: Iterable[StoredRow],
+    rows: Iterable[RowTuple],
     checkpoints: Sequence[Checkpoint] = (),
     public_key: Ed25519PublicKey | None = None,
 ) -> VerifyReport:
@@ -240,8 +246,12 @@ def verify_rows(
     return report(None)
 
 
-def _walk(rows: Iterable[StoredRow], leaves: list[bytes]) -> Problem | None:
-    """Pass 1 of :func:`verify_rows`; appends each good row's leaf hash to ``leaves``."""
+def _walk(rows: Iterable[RowTuple], leaves: list[bytes]) -> Problem | None:
+    """Pass 1 of :func:`verify_rows`; appends each good row's leaf hash to ``leaves``.
+
+    The common case (the row is what was written) costs two hashes and a few byte
+    comparisons; any mismatch goes to :func:`_diagnose`, which names what happened.
+    """
     sha = _sha256
     add = leaves.append
     prev_seq, prev_chain, prev2_chain = 0, ZERO, ZERO
@@ -249,44 +259,66 @@ def _walk(rows: Iterable[StoredRow], leaves: list[bytes]) -> Problem | None:
     row = next(it, None)
     while row is not None:
         nxt = next(it, None)
-        seq = row.seq
-        expected = prev_seq + 1
-        if seq != expected:
-            if seq > expected:
-                return Problem(expected, "deleted", f"entries {expected}..{seq - 1} are missing")
-            return Problem(seq, "inserted", f"sequence {seq} appears twice or out of order")
-        entry = row.entry
+        seq, entry, stored_leaf, stored_chain = row
         leaf = sha(b"\x00" + entry).digest()
-        if leaf != row.leaf_hash:
-            return Problem(seq, "altered", "entry bytes do not match the stored leaf hash")
-        eseq = _entry_seq(entry)
-        if eseq != seq:
-            nseq = _entry_seq(nxt.entry) if nxt is not None else None
-            if eseq is not None and eseq > seq and nseq == seq:
-                return Problem(seq, "reordered", f"entries {seq} and {eseq} are swapped")
-            if eseq is not None and eseq > seq:
-                return Problem(
-                    seq,
-                    "deleted",
-                    f"entry {seq} removed and later entries renumbered (row holds entry {eseq})",
-                )
-            if eseq is not None and eseq < seq:
-                return Problem(
-                    seq - 1,
-                    "inserted",
-                    f"an entry was inserted before {seq} (row holds entry {eseq})",
-                )
-            return Problem(seq, "altered", "entry does not carry its sequence number")
+        # The entry's own top-level "seq" is its last "seq" key (canonical JSON sorts keys,
+        # only "time_s" follows; a string cannot hold the bytes '"seq":' unescaped).
+        i = entry.rfind(b'"seq":', max(0, len(entry) - 64))
         want_chain = sha(prev_chain + leaf).digest()
-        if want_chain != row.chain_hash:
-            if prev_seq >= 1 and sha(prev2_chain + leaf).digest() == row.chain_hash:
-                return Problem(
-                    prev_seq, "inserted", f"entry {prev_seq} is not in the chain: it was inserted"
-                )
-            return Problem(seq, "altered", "chain hash does not link to the previous entry")
+        if (
+            seq != prev_seq + 1
+            or leaf != stored_leaf
+            or i < 0
+            or not entry.startswith(b'"seq":%d,' % seq, i)
+            or want_chain != stored_chain
+        ):
+            problem = _diagnose(row, nxt, prev_seq, prev_chain, prev2_chain)
+            if problem is not None:
+                return problem
         add(leaf)
         prev2_chain, prev_chain, prev_seq = prev_chain, want_chain, seq
         row = nxt
+    return None
+
+
+def _diagnose(
+    row: RowTuple, nxt: RowTuple | None, prev_seq: int, prev_chain: bytes, prev2_chain: bytes
+) -> Problem | None:
+    """What is wrong with ``row`` (None: nothing, the fast checks were only conservative)."""
+    sha = _sha256
+    seq, entry, stored_leaf, stored_chain = row
+    expected = prev_seq + 1
+    if seq != expected:
+        if seq > expected:
+            return Problem(expected, "deleted", f"entries {expected}..{seq - 1} are missing")
+        return Problem(seq, "inserted", f"sequence {seq} appears twice or out of order")
+    leaf = sha(b"\x00" + entry).digest()
+    if leaf != stored_leaf:
+        return Problem(seq, "altered", "entry bytes do not match the stored leaf hash")
+    eseq = _entry_seq(entry)
+    if eseq != seq:
+        nseq = _entry_seq(nxt[1]) if nxt is not None else None
+        if eseq is not None and eseq > seq and nseq == seq:
+            return Problem(seq, "reordered", f"entries {seq} and {eseq} are swapped")
+        if eseq is not None and eseq > seq:
+            return Problem(
+                seq,
+                "deleted",
+                f"entry {seq} removed and later entries renumbered (row holds entry {eseq})",
+            )
+        if eseq is not None and eseq < seq:
+            return Problem(
+                seq - 1,
+                "inserted",
+                f"an entry was inserted before {seq} (row holds entry {eseq})",
+            )
+        return Problem(seq, "altered", "entry does not carry its sequence number")
+    if sha(prev_chain + leaf).digest() != stored_chain:
+        if prev_seq >= 1 and sha(prev2_chain + leaf).digest() == stored_chain:
+            return Problem(
+                prev_seq, "inserted", f"entry {prev_seq} is not in the chain: it was inserted"
+            )
+        return Problem(seq, "altered", "chain hash does not link to the previous entry")
     return None
 
 
@@ -310,12 +342,19 @@ class AuditLog:
         *,
         signing_key: Ed25519PrivateKey | None = None,
         checkpoint_every: int = 1000,
+        commit_delay_s: float = 0.0,
     ) -> None:
         self.engine = engine
+        self.commit_delay_s = commit_delay_s
+        self._concurrent = False
         self.clock = clock
         self.signing_key = signing_key
         self.checkpoint_every = checkpoint_every
-        self._pending_lock = threading.Lock()
+        # Group commit: appenders queue under ``_cond``; one of them at a time is the leader
+        # (``_writing``) and writes everything queued, outside the condition's lock, while
+        # the next ones queue up. ``_write_lock`` guards the writer connection itself.
+        self._cond = threading.Condition(threading.Lock())
+        self._writing = False
         self._write_lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._acc = Accumulator()
@@ -346,9 +385,9 @@ class AuditLog:
     ) -> int:
         """Add one entry and return its sequence number once it is committed.
 
-        Concurrent callers are group-committed: whoever holds the write lock writes every
-        pending entry in one transaction, so throughput grows with concurrency while each
-        caller still returns only after its own entry is durable.
+        Concurrent callers are group-committed (ADR 0074): the current leader writes every
+        queued entry in one transaction, so throughput grows with concurrency while each
+        caller still returns only after its own entry is committed.
         """
         pending = _Pending(
             {
@@ -366,13 +405,7 @@ class AuditLog:
                 "detail": detail or {},
             }
         )
-        with self._pending_lock:
-            self._pending.append(pending)
-        with self._write_lock:
-            if not pending.done:
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
-                self._write_batch(batch)
+        self._commit([pending], queue=True)
         if pending.error is not None:
             raise pending.error
         return pending.seq
@@ -380,12 +413,55 @@ class AuditLog:
     def append_many(self, bodies: Sequence[dict[str, Any]]) -> list[int]:
         """Append several entries (each a dict of :meth:`append`'s fields) in one transaction."""
         batch = [_Pending(dict(b)) for b in bodies]
-        with self._write_lock:
-            self._write_batch(batch)
+        self._commit(batch, queue=False)
         for p in batch:
             if p.error is not None:
                 raise p.error
         return [p.seq for p in batch]
+
+    def _commit(self, mine: list[_Pending], *, queue: bool) -> None:
+        """Return once every entry of ``mine`` is committed (or failed).
+
+        With ``queue`` the entries join the shared queue and whoever leads next writes them
+        with everything else waiting; a caller whose entries a leader has already committed
+        returns at once, without touching the writer (that detour is what kept batches
+        small before). Without ``queue`` (``append_many``) the caller writes exactly its own
+        batch as one transaction once it is the leader.
+        """
+        if not mine:
+            return
+        cond = self._cond
+        batch: list[_Pending] = []
+        with cond:
+            if queue:
+                self._pending.extend(mine)
+            while self._writing and not mine[-1].done:
+                cond.wait()
+            if mine[-1].done:
+                return
+            self._writing = True
+        try:
+            if queue and self.commit_delay_s > 0 and self._concurrent:
+                # Like PostgreSQL's commit_delay: while other requests are in flight, the
+                # leader lets them reach the queue before it commits, so one commit (one
+                # round trip, one WAL flush) carries more entries. Never when alone.
+                time.sleep(self.commit_delay_s)
+            with cond:
+                if queue:
+                    batch, self._pending = self._pending, []
+                else:
+                    batch = mine
+            self._concurrent = len(batch) > 1
+            with self._write_lock:
+                self._write_batch(batch)
+        finally:
+            for p in batch:
+                if not p.done:  # the write failed before it could say so per entry
+                    p.error = p.error or RuntimeError("audit batch was not written")
+                    p.done = True
+            with cond:
+                self._writing = False
+                cond.notify_all()
 
     def _writer(self) -> Connection:
         """The connection appends go through, in autocommit mode: a batch is one multi-row
@@ -403,12 +479,23 @@ class AuditLog:
         one commit; SQLAlchemy's per-row parameter handling cost more client CPU than the
         insert itself. Small batches use a multi-row VALUES (one prepared statement per
         size), large ones four arrays through ``unnest`` (no parameter-count limit)."""
-        if not self._pg:
-            cols = ("seq", "entry", "leaf_hash", "chain_hash")
-            conn.execute(insert(ENTRY_T), [dict(zip(cols, r, strict=True)) for r in rows])
-            return
         dbapi = conn.connection.driver_connection
         assert dbapi is not None
+        if not self._pg:
+            # The connection is in autocommit mode, where executemany would commit (and on
+            # disk sync) every row: the batch is one explicit transaction instead.
+            cur = dbapi.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    cur.executemany(_SQLITE_INSERT, rows)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+            finally:
+                cur.close()
+            return
         n = len(rows)
         args: list[Any]
         if n <= _PG_VALUES_MAX_ROWS:
@@ -539,10 +626,13 @@ class AuditLog:
     def rows(self, batch: int = 20000) -> Iterator[StoredRow]:
         """Every stored row in sequence order, streamed, with the entry as the UTF-8 bytes
         the database holds (converted by the database, not re-encoded here)."""
+        return starmap(StoredRow, self._raw_rows(batch))
+
+    def _raw_rows(self, batch: int = 20000) -> Iterator[RowTuple]:
         as_bytes = "convert_to(entry, 'UTF8')" if self._pg else "CAST(entry AS BLOB)"
         sql = f"SELECT seq, {as_bytes}, leaf_hash, chain_hash FROM audit_entries ORDER BY seq"
-        # Straight from the driver: verification reads every row, and wrapping each in a
-        # SQLAlchemy Row costs more than hashing it.
+        # Straight from the driver as plain tuples: verification reads every row, and
+        # wrapping each in an object costs about as much as hashing it.
         raw = self.engine.raw_connection()
         try:
             dbapi = raw.driver_connection
@@ -554,7 +644,7 @@ class AuditLog:
                 chunk = cur.fetchmany(batch)
                 if not chunk:
                     break
-                yield from starmap(StoredRow, chunk)
+                yield from chunk
             cur.close()
         finally:
             raw.close()
@@ -562,7 +652,7 @@ class AuditLog:
     def verify(self, public_key: Ed25519PublicKey | None = None) -> VerifyReport:
         if public_key is None and self.signing_key is not None:
             public_key = self.signing_key.public_key()
-        return verify_rows(self.rows(), self.checkpoints(), public_key)
+        return verify_rows(self._raw_rows(), self.checkpoints(), public_key)
 
     def entry(self, seq: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
