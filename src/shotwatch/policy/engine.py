@@ -99,6 +99,8 @@ class PolicyEngine:
         # actor and resource; parsing entity JSON cost more than the decision itself.
         self._actor_entities = lru_cache(maxsize=4096)(self._build_actor_entities)
         self._entities = lru_cache(maxsize=16384)(self._build_entities)
+        # Denials' plain-English explanation depends only on file, action, role and errors.
+        self._explain = lru_cache(maxsize=4096)(self._explain_by_id)
 
     def policy(self, policy_id: str) -> PolicyFile | None:
         return self._by_id.get(policy_id)
@@ -145,7 +147,11 @@ class PolicyEngine:
             reason = "forbidden by " + "; ".join(f"{r.rule_id}" for r in forbids)
             return Decision(False, tuple(r.rule_id for r in forbids), reason, value, pol.policy.id)
         return Decision(
-            False, (), self._explain_no_permit(pol, act, actor, errors), value, pol.policy.id
+            False,
+            (),
+            self._explain(pol.policy.id, act, actor.role, tuple(errors)),
+            value,
+            pol.policy.id,
         )
 
     @staticmethod
@@ -156,12 +162,17 @@ class PolicyEngine:
         delta = json.dumps([resource_entity(resource_key)])
         return self._actor_entities(actor).with_added_json_str(delta)
 
-    def _explain_no_permit(
-        self, pol: PolicyFile, action: Action, actor: Actor, errors: list[str]
+    def _explain_by_id(
+        self, policy_id: str, action: Action, role: str, errors: tuple[str, ...]
     ) -> str:
-        candidates = [p for p in pol.permits_for(action) if actor.role in p.roles]
+        return self._explain_no_permit(self._by_id[policy_id], action, role, list(errors))
+
+    def _explain_no_permit(
+        self, pol: PolicyFile, action: Action, role: str, errors: list[str]
+    ) -> str:
+        candidates = [p for p in pol.permits_for(action) if role in p.roles]
         if not candidates:
-            return f"no rule of {pol.policy.id} grants {action.spec.value!r} to role {actor.role!r}"
+            return f"no rule of {pol.policy.id} grants {action.spec.value!r} to role {role!r}"
         names = ", ".join(f"{p.id} (requires {requirements_text(pol, p)})" for p in candidates)
         extra = f"; engine errors: {errors}" if errors else ""
         return f"conditions not met for {names}{extra}"
