@@ -323,13 +323,15 @@ def _diagnose(
 
 
 class _Pending:
-    __slots__ = ("body", "done", "error", "seq")
+    __slots__ = ("body", "done", "error", "seq", "wake")
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
         self.done = False
         self.error: Exception | None = None
         self.seq = 0
+        # Held while its caller sleeps; released to wake it (done, or now the leader).
+        self.wake: Any = None
 
 
 class AuditLog:
@@ -350,10 +352,10 @@ class AuditLog:
         self.clock = clock
         self.signing_key = signing_key
         self.checkpoint_every = checkpoint_every
-        # Group commit: appenders queue under ``_cond``; one of them at a time is the leader
-        # (``_writing``) and writes everything queued, outside the condition's lock, while
-        # the next ones queue up. ``_write_lock`` guards the writer connection itself.
-        self._cond = threading.Condition(threading.Lock())
+        # Group commit: appenders queue under ``_mutex``; one of them at a time is the leader
+        # (``_writing``) and writes everything queued while the next ones queue up.
+        # ``_write_lock`` guards the writer connection itself.
+        self._mutex = threading.Lock()
         self._writing = False
         self._write_lock = threading.Lock()
         self._pending: list[_Pending] = []
@@ -405,52 +407,55 @@ class AuditLog:
                 "detail": detail or {},
             }
         )
-        self._commit([pending], queue=True)
+        self._commit([pending])
         if pending.error is not None:
             raise pending.error
         return pending.seq
 
     def append_many(self, bodies: Sequence[dict[str, Any]]) -> list[int]:
-        """Append several entries (each a dict of :meth:`append`'s fields) in one transaction."""
+        """Append several entries (each a dict of :meth:`append`'s fields) in one transaction
+        (possibly shared with concurrent appends), in order and without others between."""
         batch = [_Pending(dict(b)) for b in bodies]
-        self._commit(batch, queue=False)
+        self._commit(batch)
         for p in batch:
             if p.error is not None:
                 raise p.error
         return [p.seq for p in batch]
 
-    def _commit(self, mine: list[_Pending], *, queue: bool) -> None:
-        """Return once every entry of ``mine`` is committed (or failed).
+    def _commit(self, mine: list[_Pending]) -> None:
+        """Queue ``mine`` (kept together, in order) and return once it is committed or failed.
 
-        With ``queue`` the entries join the shared queue and whoever leads next writes them
-        with everything else waiting; a caller whose entries a leader has already committed
-        returns at once, without touching the writer (that detour is what kept batches
-        small before). Without ``queue`` (``append_many``) the caller writes exactly its own
-        batch as one transaction once it is the leader.
+        Group commit (ADR 0074): if nobody is writing, the caller leads: it takes the whole
+        queue and writes it as one transaction. Otherwise it sleeps on its own lock until a
+        leader has committed its entries (it returns at once) or hands it the lead (its
+        entries are still queued: it writes the queue). Only the callers of the batch just
+        written and the next leader are woken.
         """
         if not mine:
             return
-        cond = self._cond
-        batch: list[_Pending] = []
-        with cond:
-            if queue:
-                self._pending.extend(mine)
-            while self._writing and not mine[-1].done:
-                cond.wait()
-            if mine[-1].done:
-                return
+        me = mine[-1]
+        me.wake = threading.Lock()
+        me.wake.acquire()
+        with self._mutex:
+            self._pending.extend(mine)
+            lead = not self._writing
             self._writing = True
+        if not lead:
+            me.wake.acquire()
+            if me.done:
+                return
+        self._lead(me)
+
+    def _lead(self, me: _Pending) -> None:
+        batch: list[_Pending] = []
         try:
-            if queue and self.commit_delay_s > 0 and self._concurrent:
+            if self.commit_delay_s > 0 and self._concurrent:
                 # Like PostgreSQL's commit_delay: while other requests are in flight, the
                 # leader lets them reach the queue before it commits, so one commit (one
                 # round trip, one WAL flush) carries more entries. Never when alone.
                 time.sleep(self.commit_delay_s)
-            with cond:
-                if queue:
-                    batch, self._pending = self._pending, []
-                else:
-                    batch = mine
+            with self._mutex:
+                batch, self._pending = self._pending, []
             self._concurrent = len(batch) > 1
             with self._write_lock:
                 self._write_batch(batch)
@@ -459,9 +464,14 @@ class AuditLog:
                 if not p.done:  # the write failed before it could say so per entry
                     p.error = p.error or RuntimeError("audit batch was not written")
                     p.done = True
-            with cond:
-                self._writing = False
-                cond.notify_all()
+                if p.wake is not None and p is not me:
+                    p.wake.release()
+            with self._mutex:
+                nxt = next((p for p in self._pending if p.wake is not None), None)
+                if nxt is None:
+                    self._writing = False
+            if nxt is not None:
+                nxt.wake.release()  # still queued, not done: it leads the next batch
 
     def _writer(self) -> Connection:
         """The connection appends go through, in autocommit mode: a batch is one multi-row
