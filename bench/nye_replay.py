@@ -7,10 +7,19 @@ three signed sensor reports per incident over HTTP, the policy-gated review queu
 ``--consoles`` SSE consoles, review state appended to PostgreSQL (a fresh schema), and a
 fraction of incidents confirmed (call on every board + signed webhook to a real receiver).
 
+The server runs in its own process (as ``shotwatch serve`` does; consoles, sensors and the
+webhook receiver are other machines in production), so the bench's 50 console clients do not
+share the server's interpreter lock. ``--profile`` samples the server's event-loop thread
+(200 Hz) and reports where its time goes; CPU seconds of the server and of the bench client
+are reported either way.
+
 Checks: every incident reached every console and the database (nothing lost); the queue the
 API returns is in priority order; latency percentiles against the issue's targets.
 
     python3 bench/nye_replay.py --data ../shared/data --minutes 10 --consoles 50
+
+A baseline from another checkout runs under the same harness by pointing PYTHONPATH at its
+``src`` (the server process imports ``shotwatch`` from there).
 """
 
 from __future__ import annotations
@@ -18,23 +27,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing as mp
+import os
+import resource
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, select, text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bench.review_latency import SECRET, SR, SS, Thread, Triples, pct
+from bench.review_latency import SECRET, SR, SS, Thread, pct
 from shotwatch.api.app import create_app
 from shotwatch.api.auth import UserRegistry
 from shotwatch.api.build import build_server
@@ -83,21 +99,84 @@ def priority_ok(items: list[dict[str, Any]]) -> bool:
     return keys == sorted(keys)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    sched = schedule(args.incidents, args.burst_per_min, args.seed)
-    sl = sched[(sched >= args.from_min) & (sched < args.from_min + args.minutes)]
-    rel_s = (sl - args.from_min) * 60.0 / args.speed
-    schema = f"nye_{uuid.uuid4().hex[:8]}"
-    with make_engine(args.pg_url).begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{args.pg_url}?options=-csearch_path%3D{schema}"
-    migrate(url)
-    sessions = session_factory(make_engine(url))
-    nypd = load_boundaries(Path(args.data) / "boundaries" / "nypd-precincts.geojson")
+#: Where the server's event loop spends its time: a sample counts for the first stage (in
+#: this order) whose function is on the loop thread's stack.
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("report: signature + checks", ("verify_report",)),
+    ("report: evidence + pipeline", ("ingest_verified",)),
+    ("classify: gather + fuse (loop part)", ("snippet_jobs", "fuse", "classify_incident")),
+    ("queue: flow.ingest + store", ("DispatchFlow.ingest",)),
+    ("review: confirm + call", ("DispatchFlow.review", "run_command")),
+    ("sse: filter + encode", ("_sse", "_wire_event")),
+    ("http: request/response (uvicorn, starlette)", ("uvicorn", "starlette", "h11", "fastapi")),
+    ("idle: waiting for I/O", ("select", "_run_once")),
+)
+
+
+class LoopSampler:
+    """Samples one thread's stack at ``hz`` (a poor man's py-spy; no extra dependency)."""
+
+    def __init__(self, thread_id: int, hz: float = 200.0) -> None:
+        self.tid = thread_id
+        self.period = 1.0 / hz
+        self.samples = 0
+        self.inclusive: Counter[str] = Counter()
+        self.leaf: Counter[str] = Counter()
+        self.stage: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._t.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._t.join()
+        n = max(self.samples, 1)
+        return {
+            "samples": self.samples,
+            "stage_share": {k: round(v / n, 4) for k, v in self.stage.most_common()},
+            "inclusive_top": {k: round(v / n, 4) for k, v in self.inclusive.most_common(30)},
+            "leaf_top": {k: round(v / n, 4) for k, v in self.leaf.most_common(15)},
+        }
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            frame = sys._current_frames().get(self.tid)
+            if frame is None:
+                continue
+            names = []
+            f: Any = frame
+            while f is not None:
+                code = f.f_code
+                mod = Path(code.co_filename).stem
+                names.append(f"{mod}.{getattr(code, 'co_qualname', code.co_name)}")
+                f = f.f_back
+            self.samples += 1
+            self.leaf[names[0]] += 1
+            for name in set(names):
+                self.inclusive[name] += 1
+            stack = "|".join(reversed(names))
+            for stage, keys in STAGES:
+                if any(k in stack for k in keys):
+                    self.stage[stage] += 1
+                    break
+            else:
+                self.stage["other"] += 1
+
+
+def serve_main(cfg: dict[str, Any], stop: Any) -> None:
+    """The server process: the production app on uvicorn, with this night's users, sensors
+    and webhook receiver; writes its CPU time (and profile) to ``cfg['out']`` on exit."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from bench.review_latency import Triples as _Triples
+
+    sessions = session_factory(make_engine(cfg["url"]))
+    nypd = load_boundaries(Path(cfg["data"]) / "boundaries" / "nypd-precincts.geojson")
     p = nypd.boundary("75").geometry.representative_point()
     frame = LocalFrame(p.y, p.x)
     clock = SystemClock()
-    keys = {f"SN-{i}": Ed25519PrivateKey.generate() for i in range(3)}
     users = UserRegistry.from_dicts(
         [
             {
@@ -110,9 +189,93 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "access": [SS],
                 "trained": [SS],
             }
-            for i in range(args.consoles)
+            for i in range(cfg["consoles"])
         ]
     )
+    store: Any = SqlFlowStore(sessions)
+    store_name = "each"
+    if cfg["store"] == "batched":
+        try:
+            from shotwatch.dispatch.service import BatchedSqlFlowStore
+
+            store, store_name = BatchedSqlFlowStore(sessions), "batched"
+        except ImportError:  # an older checkout measured as the baseline
+            store_name = "each (batched not available)"
+
+    async def main() -> None:
+        chan_client = httpx.AsyncClient()
+        channel = WebhookChannel(
+            HttpSender(
+                f"http://127.0.0.1:{cfg['port'] + 1}/hook",
+                SECRET,
+                clock,
+                chan_client,
+                RetryPolicy(3, 0.05),
+            )
+        )
+        pub = {s: Ed25519PublicKey.from_public_bytes(b) for s, b in cfg["keys"].items()}
+        srv = build_server(
+            DispatchSettings(),
+            clock=clock,
+            boundaries=nypd,
+            users=users,
+            channels=[channel],
+            verifier=Ingest(MemoryIngestStore(pub), IngestLimits(), clock),
+            consumer=_Triples(frame),
+            frame=frame,
+            store=store,
+        )
+        srv.classify = cfg["classify"]  # as `shotwatch serve` runs: score from the audio
+        uv = uvicorn.Server(
+            uvicorn.Config(
+                create_app(srv),
+                host="127.0.0.1",
+                port=cfg["port"],
+                log_level="error",
+                timeout_graceful_shutdown=5,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=lambda: (
+                stop.wait(),
+                loop.call_soon_threadsafe(setattr, uv, "should_exit", True),
+            ),
+            daemon=True,
+        ).start()
+        await uv.serve()
+        await chan_client.aclose()
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+    sampler = LoopSampler(threading.get_ident()) if cfg["profile"] else None
+    if sampler is not None:
+        sampler.start()
+    cpu0 = time.process_time()
+    asyncio.run(main())
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = {
+        "cpu_s": time.process_time() - cpu0,
+        "workers_cpu_s": kids.ru_utime + kids.ru_stime,  # the scoring process(es)
+        "store": store_name,
+    }
+    if sampler is not None:
+        out["profile"] = sampler.stop()
+    Path(cfg["out"]).write_text(json.dumps(out))
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    sched = schedule(args.incidents, args.burst_per_min, args.seed)
+    sl = sched[(sched >= args.from_min) & (sched < args.from_min + args.minutes)]
+    rel_s = (sl - args.from_min) * 60.0 / args.speed
+    schema = f"nye_{uuid.uuid4().hex[:8]}"
+    with make_engine(args.pg_url).begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{args.pg_url}?options=-csearch_path%3D{schema}"
+    migrate(url)
+    sessions = session_factory(make_engine(url))
+    keys = {f"SN-{i}": Ed25519PrivateKey.generate() for i in range(3)}
     received: dict[str, float] = {}
 
     async def hook(request: Request) -> Response:
@@ -123,33 +286,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     receiver = Thread(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), args.port + 1)
     receiver.start()
-    chan_client = httpx.AsyncClient()
-    channel = WebhookChannel(
-        HttpSender(
-            f"http://127.0.0.1:{args.port + 1}/hook",
-            SECRET,
-            clock,
-            chan_client,
-            RetryPolicy(3, 0.05),
-        )
-    )
-    srv = build_server(
-        DispatchSettings(),
-        clock=clock,
-        boundaries=nypd,
-        users=users,
-        channels=[channel],
-        verifier=Ingest(
-            MemoryIngestStore({s: k.public_key() for s, k in keys.items()}), IngestLimits(), clock
-        ),
-        consumer=Triples(frame),
-        frame=frame,
-        store=SqlFlowStore(sessions),
-    )
-    srv.classify = not args.no_classify  # as `shotwatch serve` runs: score from the audio
-    server = Thread(create_app(srv), args.port)
-    server.start()
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    profile_path = Path(tempfile.mkdtemp(prefix="nye-")) / "server.json"
+    cfg = {
+        "url": url,
+        "data": args.data,
+        "consoles": args.consoles,
+        "keys": {
+            s: k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) for s, k in keys.items()
+        },
+        "port": args.port,
+        "classify": not args.no_classify,
+        "store": args.store,
+        "profile": args.profile,
+        "out": str(profile_path),
+    }
+    proc = ctx.Process(target=serve_main, args=(cfg, stop))
+    proc.start()
     base = f"http://127.0.0.1:{args.port}"
+    async with httpx.AsyncClient() as probe:
+        for _ in range(600):
+            try:
+                if (await probe.get(f"{base}/docs")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    cpu0 = time.process_time()
     signers = {s: SensorSigner(s, k, Path(tempfile.mkdtemp()) / s) for s, k in keys.items()}
     queue_seen: dict[str, list[float]] = {}
     board_seen: dict[str, list[float]] = {}
@@ -157,14 +321,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ready = asyncio.Event()
 
     async def console(i: int) -> None:
+        """One open console: a bare HTTP/1.0 stream (no chunking) read line by line, so 50 of
+        them cost the bench little CPU (browsers on other machines in production)."""
         nonlocal connected
-        h = {"Authorization": f"Bearer tok-{i}", "X-Purpose": "emergency_response"}
-        async with (
-            httpx.AsyncClient(timeout=None) as c,
-            c.stream("GET", f"{base}/api/v1/events", headers=h) as r,
-        ):
-            event = ""
-            async for line in r.aiter_lines():
+        reader, writer = await asyncio.open_connection("127.0.0.1", args.port, limit=1 << 20)
+        writer.write(
+            (
+                "GET /api/v1/events HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer tok-{i}\r\nX-Purpose: emergency_response\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        event = ""
+        try:
+            while raw := await reader.readline():
+                line = raw.decode().rstrip("\r\n")
                 if line.startswith(": connected"):
                     connected += 1
                     if connected == args.consoles:
@@ -178,6 +349,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         queue_seen.setdefault(d["incident_id"], []).append(t)
                     elif event == "board" and d.get("event") == "call":
                         board_seen.setdefault(d["call"]["incident_id"], []).append(t)
+        finally:
+            writer.close()
 
     tasks = [asyncio.create_task(console(i)) for i in range(args.consoles)]
     await asyncio.wait_for(ready.wait(), 60)
@@ -189,7 +362,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     to_confirm: list[str] = []
     h0 = {"Authorization": "Bearer tok-0", "X-Purpose": "emergency_response"}
     late_s: list[float] = []
-    async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as c:
         t_start = time.perf_counter()
 
         async def one(n: int, due: float) -> None:
@@ -211,11 +385,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     0.9,
                 )
                 bodies.append(sg.report(f, snippet, SR, t_k - 1.0)[1])
-            for b in bodies[:-1]:
-                (await c.post("/api/v1/reports", content=b)).raise_for_status()
+            # the three sensors send at once (each sensor's own reports stay in order: the
+            # next incident waits for these); the clock starts before the first is sent, so
+            # it covers "last report received" whichever arrives last
             iid = f"b-inc-{n}"
             sent_at[iid] = time.perf_counter()
-            (await c.post("/api/v1/reports", content=bodies[-1])).raise_for_status()
+            for r in await asyncio.gather(*(c.post("/api/v1/reports", content=b) for b in bodies)):
+                r.raise_for_status()
             if n % args.confirm_every == 0:
                 to_confirm.append(iid)
 
@@ -257,12 +433,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(0.05)
         queue = (await c.get("/api/v1/queue", headers=h0)).json()
     elapsed = time.perf_counter() - t_start
+    client_cpu_s = time.process_time() - cpu0
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await chan_client.aclose()
-    server.stop()
+    stop.set()
+    await asyncio.to_thread(proc.join, 60)
     receiver.stop()
+    server_info = json.loads(profile_path.read_text()) if profile_path.exists() else {}
     with sessions() as s:
         stored = s.scalar(select(func.count()).select_from(ReviewRecordRow))
     with make_engine(args.pg_url).begin() as c:
@@ -288,6 +466,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "sender_late_p99_ms": pct(late_s, 99) * ms,
         },
         "consoles": args.consoles,
+        "classify": not args.no_classify,
+        "store": server_info.get("store"),
+        "load_avg_1_5_15": list(os.getloadavg()),
+        "cpu_s": {
+            "server": server_info.get("cpu_s"),
+            "server_scoring_workers": server_info.get("workers_cpu_s"),
+            "bench_client": client_cpu_s,
+        },
         "lost": {
             "not_stored": len(sent_at) - int(stored or 0),
             "console_deliveries_missing": missing_console,
@@ -308,6 +494,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "p99": pct(c2a, 99) * ms,
             "target_p99": 500,
         },
+        "server_profile": server_info.get("profile"),
     }
 
 
@@ -327,9 +514,20 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--port", type=int, default=18490)
     ap.add_argument("--no-classify", action="store_true", help="skip scoring incidents")
+    ap.add_argument(
+        "--store",
+        choices=["batched", "each"],
+        default="batched",
+        help="review state: group-committed on a writer thread, or one commit per change",
+    )
+    ap.add_argument("--profile", action="store_true", help="sample the server's event loop")
+    ap.add_argument("--out", default=None, help="also write the JSON result to this file")
     args = ap.parse_args()
-    json.dump(asyncio.run(run(args)), sys.stdout, indent=2)
+    result = asyncio.run(run(args))
+    json.dump(result, sys.stdout, indent=2)
     print()
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

@@ -4,6 +4,7 @@ policy gate on every route, review commands over HTTP, calls for service in both
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -192,8 +193,8 @@ def test_policy_gate_on_routes(nypd_server, nypd: BoundarySet) -> None:  # type:
     p1 = nypd.boundary("1").geometry.representative_point()
     _ingest(srv, "in-75", p75.y, p75.x)
     _ingest(srv, "in-1", p1.y, p1.x)
-    # not signed in: refused, and a browser is sent to the login page
-    assert call(app, "GET", "/api/v1/queue").status_code == 403
+    # not signed in: 401, and a browser is sent to the login page
+    assert call(app, "GET", "/api/v1/queue").status_code == 401
     r = call(app, "GET", "/console", headers={"accept": "text/html"})
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
     # own command only: each detective sees their precinct's incident
@@ -291,18 +292,13 @@ def test_sf_dem_flow_over_http(sfb: BoundarySet) -> None:
     from shotwatch.incidents.review import ConfirmGunfire
 
     asyncio.run(srv.flow.review("sf-1", ConfirmGunfire("irc.analyst", "gunfire confirmed")))
-    sup = {
-        "Authorization": "Bearer tok-sup",
-        "X-Purpose": "dispatch",
-        "X-Workstation": "DEM-SUP-WS-1",
-    }
-    disp = {
-        "Authorization": "Bearer tok-disp",
-        "X-Purpose": "dispatch",
-        "X-Workstation": "DEM-DISP-7",
-    }
+    # the workstation is fixed per token (or per session at sign-in); a header cannot move it
+    sup = {"Authorization": "Bearer tok-sup", "X-Purpose": "dispatch"}
+    disp = {"Authorization": "Bearer tok-disp", "X-Purpose": "dispatch"}
     assert call(app, "GET", "/api/v1/calls", headers=disp).json() == []
-    off_ws = {**sup, "X-Workstation": "HOME"}
+    off_ws = {"Authorization": "Bearer tok-sup-home", "X-Purpose": "dispatch"}
+    lying = {**off_ws, "X-Workstation": "DEM-SUP-WS-1"}
+    assert call(app, "GET", "/api/v1/calls", headers=lying).json() == []
     assert call(app, "GET", "/api/v1/calls", headers=off_ws).json() == []  # nothing visible
     r = call(app, "POST", "/api/v1/incidents/sf-1/cad", headers=off_ws, json={"reason": "x"})
     assert r.status_code == 403  # not a listed supervisor workstation
@@ -362,3 +358,54 @@ def test_incidents_are_scored_off_the_event_loop_then_queued(nypd_server) -> Non
     assert (
         "log-odds" in c["explanation"] and inc.gunfire_probability == c["scores"]["gunfire (fused)"]
     )
+
+
+def test_live_events_are_encoded_once_and_still_filtered_per_subscriber(nypd_server) -> None:  # type: ignore[no-untyped-def]
+    """Fifty consoles share one encoding of each event (issue #5), but each subscriber still
+    gets only what its user may view: the 75th-precinct detective sees the 75th's incident,
+    the 1st precinct's detective does not."""
+    from starlette.requests import Request
+
+    from shotwatch.api.app import _sse
+
+    srv, app, ctx = nypd_server
+
+    def request(token: str) -> Request:
+        return Request(
+            {
+                "type": "http",
+                "method": "GET",
+                "path": "/api/v1/events",
+                "query_string": b"",
+                "headers": [
+                    (b"authorization", f"Bearer {token}".encode()),
+                    (b"x-purpose", b"emergency_response"),
+                ],
+                "client": ("127.0.0.1", 123),  # on the station network, as the other tests
+                "app": app,
+            }
+        )
+
+    async def go() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        streams = [_sse(request(t), srv) for t in ("tok-det", "tok-det", "tok-det1")]
+        for s in streams:
+            assert await anext(s) == b": connected\n\n"
+        pos = {"SN-A": (0.0, 150.0), "SN-B": (130.0, -80.0), "SN-C": (-130.0, -80.0)}
+        for i, (sn, (x, y)) in enumerate(pos.items()):
+            srv.ingest_verified(
+                srv.verifier.verify_report(report(ctx["signers"][sn], x, y, T0 + 0.1 * i))
+            )
+        got: list[list[bytes]] = []
+        for s in streams:
+            out = []
+            with contextlib.suppress(TimeoutError):
+                out.append(await asyncio.wait_for(anext(s), 0.5))
+            got.append(out)
+            await s.aclose()
+        return got[0], got[1], got[2]
+
+    a, b, other = asyncio.run(go())
+    assert len(a) == 1 and a[0].startswith(b"id: ") and b"event: queue" in a[0]
+    assert b'"incident_id": "inc-1"' in a[0]
+    assert b[0] is a[0]  # the same bytes object: encoded once
+    assert other == []  # another precinct's detective is not sent it

@@ -17,6 +17,7 @@ from shotwatch.dispatch.channels import FakeChannel
 from shotwatch.dispatch.flows import DispatchFlow
 from shotwatch.dispatch.modes import NYPD
 from shotwatch.dispatch.service import (
+    BatchedSqlFlowStore,
     SqlFlowStore,
     incident_from_json,
     incident_to_json,
@@ -70,7 +71,10 @@ def test_incident_json_roundtrip() -> None:
     assert back.provenance == inc.provenance and back.extra == inc.extra
 
 
-def test_restart_restores_queue_history_journal_and_resends(db_url: str, nypd: BoundarySet) -> None:
+@pytest.mark.parametrize("store_kind", ["each", "batched"])
+def test_restart_restores_queue_history_journal_and_resends(
+    db_url: str, nypd: BoundarySet, store_kind: str
+) -> None:
     schema = None
     if db_url.startswith("postgresql"):
         with make_engine(db_url).begin() as c:  # a clean schema per run
@@ -78,20 +82,21 @@ def test_restart_restores_queue_history_journal_and_resends(db_url: str, nypd: B
             c.execute(text(f"CREATE SCHEMA {schema}"))
         base_url, db_url = db_url, f"{db_url}?options=-csearch_path%3D{schema}"
     try:
-        _restart_scenario(db_url, nypd)
+        _restart_scenario(db_url, nypd, store_kind)
     finally:
         if schema is not None:
             with make_engine(base_url).begin() as c:
                 c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
 
 
-def _restart_scenario(db_url: str, nypd: BoundarySet) -> None:
+def _restart_scenario(db_url: str, nypd: BoundarySet, store_kind: str = "each") -> None:
     migrate(db_url)
     sessions = session_factory(make_engine(db_url))
     p = nypd.boundary("75").geometry.representative_point()
     clock = ReplayClock(T0)
     ok, down = FakeChannel("webhook"), FakeChannel("cap", fail_with="HTTP 503")
-    flow = DispatchFlow(ReviewBook(), nypd, NYPD, [ok, down], clock, store=SqlFlowStore(sessions))
+    store = SqlFlowStore(sessions) if store_kind == "each" else BatchedSqlFlowStore(sessions)
+    flow = DispatchFlow(ReviewBook(), nypd, NYPD, [ok, down], clock, store=store)
     flow.ingest(_inc("a", p.y, p.x))
     flow.ingest(_inc("b", p.y, p.x))
 
@@ -105,6 +110,9 @@ def _restart_scenario(db_url: str, nypd: BoundarySet) -> None:
         await flow.drain()
 
     asyncio.run(work())
+    if isinstance(store, BatchedSqlFlowStore):
+        store.close()  # shutdown commits what is queued
+        assert store.errors == [] and store.changes > 0
 
     # a new process: empty memory, same database
     ok2, down2 = FakeChannel("webhook"), FakeChannel("cap")
@@ -136,6 +144,47 @@ def _restart_scenario(db_url: str, nypd: BoundarySet) -> None:
     ]
     flow3 = DispatchFlow(ReviewBook(), nypd, NYPD, [ok2, down2], clock)
     assert restore_flow(flow3, sessions) == []  # everything delivered now
+
+
+def test_batched_store_groups_commits_and_isolates_a_bad_change(tmp_path: Path) -> None:
+    """Changes queued while the writer is busy go in one transaction; a change the database
+    refuses (a second version 1 of the same incident) is set aside, the others are kept."""
+    import threading
+
+    from sqlalchemy import func, select
+
+    from shotwatch.dispatch.tables import ReviewRecordRow, ReviewVersionRow
+    from shotwatch.incidents.review import Version
+
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    migrate(url)
+    sessions = session_factory(make_engine(url))
+    gate = threading.Event()
+    real_begin = sessions.begin
+
+    def slow_begin():  # type: ignore[no-untyped-def]
+        gate.wait(10)
+        return real_begin()
+
+    sessions.begin = slow_begin  # type: ignore[method-assign]
+    store = BatchedSqlFlowStore(sessions, retries=1)
+    book = ReviewBook()
+    for k in range(40):
+        v = book.add_machine(_inc(f"i{k}", 40.7, -73.9), T0 + k)
+        store.save_version(v)
+        store.save_record(book.records[f"i{k}"])
+    store.save_version(Version(1, _inc("i0", 40.7, -73.9), None, "dup", "x", T0))  # refused
+    book.submit("i1", Escalate("ana", "unsure", to="lead"), T0 + 50)
+    store.save_record(book.records["i1"])  # the latest state of i1 wins within a batch
+    gate.set()
+    assert store.flush(10)
+    store.close()
+    assert store.batches <= 3 < store.changes  # the first change alone, then the rest at once
+    assert len(store.errors) == 1 and "version_row" in store.errors[0]
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ReviewVersionRow)) == 40
+        assert s.scalar(select(func.count()).select_from(ReviewRecordRow)) == 40
+        assert s.get(ReviewRecordRow, "i1").escalated_to == "lead"  # type: ignore[union-attr]
 
 
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection:sqlalchemy.exc.SAWarning")

@@ -5,25 +5,55 @@ pulse model (classify branch); the sensors' scores per shot are fused into one c
 probability with its terms (acoustic, spatial, cadence). The console shows the probability,
 the label scores and the terms as the explanation. Without audio the incident is left as the
 pipeline made it (stated on the incident, not guessed).
+
+Three steps, so the CPU-heavy middle one can run in another process (:class:`ScoringQueue`,
+ADR 0098): :func:`snippet_jobs` gathers the snippets from the evidence (on the event loop,
+cheap), :func:`score_snippets` runs the model on them (pure: arrays in, decisions out) and
+:func:`fuse` builds the scored incident. :func:`classify_incident` runs all three inline; the
+queue gives the same result for the same evidence.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from dataclasses import replace
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from shotwatch.api.media import EvidenceIndex
 from shotwatch.classification.fusion import SensorScore, fuse_incident
-from shotwatch.classification.pulse import classify_pulses
-from shotwatch.core.model import Incident
+from shotwatch.classification.model import default_model
+from shotwatch.classification.pulse import PulseDecision, classify_pulses
+from shotwatch.core.model import Incident, ShotLocation
 
 
-def classify_incident(inc: Incident, evidence: EvidenceIndex) -> Incident:
+@dataclass(frozen=True)
+class SnippetJob:
+    """One sensor's snippet of one shot, with what fusion needs about the sensor."""
+
+    shot_id: str
+    sensor: str
+    x_m: float
+    y_m: float
+    z_m: float
+    level_db_spl: float | None
+    samples: np.ndarray
+    rate_hz: float
+    onset_s: float
+
+
+def snippet_jobs(
+    inc: Incident, evidence: EvidenceIndex
+) -> tuple[list[ShotLocation], list[SnippetJob]]:
+    """The incident's shots and the snippets to score (those whose arrival lies inside)."""
     shots = evidence.incident_shots(inc)
-    scores: dict[str, list[SensorScore]] = {}
-    label_sum: dict[str, float] = {}
-    n_pulses = 0
+    jobs: list[SnippetJob] = []
     for shot in shots:
         for pid in shot.pulse_ids:
             pulse = evidence.pulses.get(pid)
@@ -33,38 +63,62 @@ def classify_incident(inc: Incident, evidence: EvidenceIndex) -> Incident:
             onset_s = pulse.t_s - clip.start_s
             if not 0.0 <= onset_s < len(clip.samples) / clip.rate_hz:
                 continue
-            decisions = classify_pulses(clip.samples.astype(float), clip.rate_hz, [onset_s])
-            if not decisions:
-                continue
-            d = decisions[0]
-            n_pulses += 1
-            for k, v in d.label_scores.items():
-                label_sum[k] = label_sum.get(k, 0.0) + v
             level = pulse.level_db_spl if math.isfinite(pulse.level_db_spl) else None
-            scores.setdefault(shot.shot_id, []).append(
-                SensorScore(
+            jobs.append(
+                SnippetJob(
+                    shot.shot_id,
                     pulse.sensor,
-                    d.score,
-                    d.label,
                     pulse.x_m,
                     pulse.y_m,
                     pulse.z_m,
                     level,
-                    d.model_version,
+                    clip.samples,
+                    clip.rate_hz,
+                    onset_s,
                 )
             )
+    return shots, jobs
+
+
+def score_snippets(jobs: Sequence[SnippetJob]) -> list[PulseDecision | None]:
+    """The pulse model's decision on each snippet (None where it found nothing to score).
+    Pure and picklable: this is what a worker process runs."""
+    out: list[PulseDecision | None] = []
+    for j in jobs:
+        decisions = classify_pulses(j.samples.astype(float), j.rate_hz, [j.onset_s])
+        out.append(decisions[0] if decisions else None)
+    return out
+
+
+def warm_worker() -> str:
+    """Load the model in a worker process (so the first incident does not pay for it)."""
+    return default_model().version
+
+
+def fuse(
+    inc: Incident,
+    shots: Sequence[ShotLocation],
+    jobs: Sequence[SnippetJob],
+    decisions: Sequence[PulseDecision | None],
+) -> Incident:
+    """The incident with its fused probability and explanation (or "not classified")."""
+    scores: dict[str, list[SensorScore]] = {}
+    label_sum: dict[str, float] = {}
+    n_pulses = 0
+    for j, d in zip(jobs, decisions, strict=True):
+        if d is None:
+            continue
+        n_pulses += 1
+        for k, v in d.label_scores.items():
+            label_sum[k] = label_sum.get(k, 0.0) + v
+        scores.setdefault(j.shot_id, []).append(
+            SensorScore(
+                j.sensor, d.score, d.label, j.x_m, j.y_m, j.z_m, j.level_db_spl, d.model_version
+            )
+        )
     usable = [s for s in shots if scores.get(s.shot_id)]
     if not usable:
-        return replace(
-            inc,
-            extra={
-                **inc.extra,
-                "classification": {
-                    "scores": {},
-                    "explanation": "no audio snippets attached: not classified",
-                },
-            },
-        )
+        return not_classified(inc, "no audio snippets attached: not classified")
     fused = fuse_incident(usable, scores)
     label_scores = {k: v / n_pulses for k, v in sorted(label_sum.items())}
     terms = ", ".join(f"{k} {v:+.2f}" for k, v in fused.terms.items())
@@ -78,3 +132,109 @@ def classify_incident(inc: Incident, evidence: EvidenceIndex) -> Incident:
     return replace(
         inc, gunfire_probability=fused.probability, extra={**inc.extra, "classification": info}
     )
+
+
+def not_classified(inc: Incident, why: str) -> Incident:
+    return replace(inc, extra={**inc.extra, "classification": {"scores": {}, "explanation": why}})
+
+
+def classify_incident(inc: Incident, evidence: EvidenceIndex) -> Incident:
+    """Score ``inc`` from its snippets, inline."""
+    shots, jobs = snippet_jobs(inc, evidence)
+    return fuse(inc, shots, jobs, score_snippets(jobs))
+
+
+def scoring_pool(workers: int = 1) -> ProcessPoolExecutor:
+    """Worker processes for :func:`score_snippets` (spawned: no inherited threads or sockets)."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+@dataclass
+class _Pending:
+    incident: Incident
+    shots: list[ShotLocation]
+    jobs: list[SnippetJob]
+    future: asyncio.Future[list[PulseDecision | None]] | None
+
+
+class ScoringQueue:
+    """Incidents scored off the event loop, handed on in the order they were submitted.
+
+    The snippets are gathered on the loop, scored by ``executor`` (a process pool by default,
+    created on first use, so the model's CPU work neither holds the loop nor competes for its
+    GIL) and fused on the loop. ``ingest`` receives the scored incidents strictly in
+    submission order: an incident scored early waits for those before it, so the review
+    queue's arrival order is the pipeline's. An incident whose scoring fails is handed on
+    unscored, saying why (never dropped).
+    """
+
+    def __init__(
+        self,
+        ingest: Callable[[Incident], Any],
+        executor: Executor | None = None,
+        *,
+        workers: int = 1,
+    ) -> None:
+        self.ingest = ingest
+        self._executor = executor
+        self._own = executor is None
+        self._workers = workers
+        self._pending: deque[_Pending] = deque()
+        self.errors: list[str] = []
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = scoring_pool(self._workers)
+        return self._executor
+
+    async def warm(self) -> None:
+        """Start the workers and load the model in them now (server start-up)."""
+        await asyncio.wrap_future(self.executor.submit(warm_worker))
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def submit(self, inc: Incident, evidence: EvidenceIndex) -> None:
+        """Queue ``inc`` for scoring (call on the event loop)."""
+        shots, jobs = snippet_jobs(inc, evidence)
+        entry = _Pending(inc, shots, jobs, None)
+        self._pending.append(entry)
+        if jobs:
+            loop = asyncio.get_running_loop()
+            entry.future = loop.run_in_executor(self.executor, score_snippets, jobs)
+            entry.future.add_done_callback(lambda _f: self._hand_on())
+        else:
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        while self._pending and (self._pending[0].future is None or self._pending[0].future.done()):
+            e = self._pending.popleft()
+            if e.future is None:
+                out = fuse(e.incident, e.shots, e.jobs, [])
+            else:
+                exc = e.future.exception()
+                out = (
+                    not_classified(e.incident, f"scoring failed: {exc!r}")
+                    if exc is not None
+                    else fuse(e.incident, e.shots, e.jobs, e.future.result())
+                )
+            try:
+                self.ingest(out)
+            except Exception as exc:
+                self.errors.append(f"{e.incident.incident_id}: {exc!r}")
+
+    async def settle(self) -> None:
+        """Wait until every submitted incident has been handed on."""
+        while self._pending:
+            head = self._pending[0].future
+            if head is not None and not head.done():
+                await asyncio.wait([head])
+            else:
+                await asyncio.sleep(0)  # its hand-on callback is scheduled: let it run
+
+    def close(self) -> None:
+        """Stop the worker processes this queue started."""
+        if self._own and self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None

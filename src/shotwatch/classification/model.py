@@ -123,27 +123,36 @@ class PulseModel:
         )
 
     def raw_score(self, features: np.ndarray) -> np.ndarray:
-        """Uncalibrated log-odds of gunfire, one per row of ``features``."""
+        """Uncalibrated log-odds of gunfire, one per row of ``features``.
+
+        All trees are walked at once (one step of every tree per loop turn, so the loop runs
+        tree-depth times, not trees x depth); leaf values are then summed tree by tree in
+        order (``cumsum``), exactly as a one-tree-at-a-time walk adds them."""
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
-        rows = np.arange(x.shape[0])
-        total = np.zeros(x.shape[0])
-        for root in self.roots:
-            node = np.full(x.shape[0], root, dtype=np.int64)
-            while True:
-                leaf = self.left[node] < 0
-                if np.all(leaf):
-                    break
-                f = self.feature[node]
-                go_left = x[rows, np.where(leaf, 0, f)] <= self.threshold_node[node]
-                nxt = np.where(go_left, self.left[node], self.right[node])
-                node = np.where(leaf, node, nxt)
-            total += self.value[node]
+        n_rows = x.shape[0]
+        if n_rows == 0 or len(self.roots) == 0:
+            return np.full(n_rows, self.init_score)
+        rows = np.arange(n_rows)[:, None]
+        node = np.broadcast_to(self.roots, (n_rows, len(self.roots))).copy()
+        while True:
+            leaf = self.left[node] < 0
+            if leaf.all():
+                break
+            f = np.where(leaf, 0, self.feature[node])
+            go_left = x[rows, f] <= self.threshold_node[node]
+            nxt = np.where(go_left, self.left[node], self.right[node])
+            node = np.where(leaf, node, nxt)
+        total = np.cumsum(self.value[node], axis=1)[:, -1]
         return self.init_score + self.learning_rate * total
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """Platt calibration of raw log-odds (from :meth:`raw_score`) to P(gunfire)."""
+        z = self.platt_a * np.asarray(raw, dtype=np.float64) + self.platt_b
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         """Calibrated probability of gunfire in [0, 1], one per row."""
-        z = self.platt_a * self.raw_score(features) + self.platt_b
-        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
+        return self.calibrate(self.raw_score(features))
 
     def label_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Per-row probabilities over ``label_names`` (multinomial logistic model)."""

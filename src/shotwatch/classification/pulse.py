@@ -67,7 +67,7 @@ def decide(
     if features.shape[0] == 0:
         return []
     raw = m.raw_score(features)
-    prob = m.probability(features)
+    prob = m.calibrate(raw)
     lab_p = m.label_probabilities(features)
     confusers = m.likely_confuser(features)
     out = []

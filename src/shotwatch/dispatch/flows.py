@@ -164,6 +164,7 @@ class DispatchFlow:
         outcome = self.book.submit(incident_id, cmd, now)
         self.store.save_journal(self.book.journal[-1])
         if not outcome.ok:
+            await self._committed()
             return outcome, None
         rec = self.book.records[incident_id]
         if outcome.version is not None and outcome.version != before:
@@ -176,7 +177,15 @@ class DispatchFlow:
         )
         if rec.state is ReviewState.CONFIRMED and changes_call:
             call = self._make_call(rec, cmd.author, now)
+        await self._committed()
         return outcome, call
+
+    async def _committed(self) -> None:
+        """A store that commits in the background (``barrier``) has committed the command:
+        the reviewer's outcome is answered only once it is durable."""
+        barrier = getattr(self.store, "barrier", None)
+        if barrier is not None:
+            await barrier()
 
     def _make_call(self, rec: Record, author: str, now: float) -> CallForService:
         inc = rec.current.incident

@@ -8,7 +8,11 @@ delivery on some channel never succeeded (receivers de-duplicate on the idempote
 
 from __future__ import annotations
 
+import asyncio
 import math
+import queue
+import threading
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -148,79 +152,229 @@ def call_from_json(d: dict[str, Any]) -> CallForService:
     return CallForService(**kw)
 
 
+def record_values(rec: Record) -> dict[str, Any]:
+    """The mutable queue state of one incident, as column values (a snapshot)."""
+    return {
+        "arrival_s": rec.arrival_s,
+        "state": rec.state.value,
+        "escalated_to": rec.escalated_to,
+        "opened_s": rec.opened_s,
+        "opened_by": rec.opened_by,
+        "decided_s": rec.decided_s,
+    }
+
+
+def version_row(version: Version) -> ReviewVersionRow:
+    return ReviewVersionRow(
+        incident_id=version.incident.incident_id,
+        number=version.number,
+        command=version.command,
+        reason=version.reason,
+        author=version.author,
+        at_s=version.at_s,
+        incident=incident_to_json(version.incident),
+    )
+
+
+def journal_row(entry: JournalEntry) -> ReviewJournalRow:
+    return ReviewJournalRow(
+        at_s=entry.at_s,
+        incident_id=entry.incident_id,
+        command=entry.command,
+        author=entry.author,
+        reason=entry.reason,
+        params=_jsonable(entry.params),
+        ok=entry.outcome.ok,
+        outcome_reason=entry.outcome.reason,
+        version=entry.outcome.version,
+    )
+
+
+def call_row(call: CallForService) -> CallRow:
+    return CallRow(
+        call_id=call.call_id,
+        incident_id=call.incident_id,
+        incident_version=call.incident_version,
+        status=call.status.value,
+        created_s=call.created_s,
+        call=call_to_json(call),
+    )
+
+
+def delivery_row(delivery: Delivery) -> DeliveryRow:
+    return DeliveryRow(
+        call_id=delivery.call_id,
+        idempotency_key=delivery.idempotency_key,
+        channel=delivery.channel,
+        ok=delivery.ok,
+        reason=delivery.reason,
+        attempts=_jsonable(delivery.to_dict()["attempts"]),
+    )
+
+
+def _upsert_records(s: Session, records: dict[str, dict[str, Any]]) -> None:
+    if not records:
+        return
+    have = {
+        r.incident_id: r
+        for r in s.scalars(
+            select(ReviewRecordRow).where(ReviewRecordRow.incident_id.in_(list(records)))
+        )
+    }
+    for iid, values in records.items():
+        row = have.get(iid) or ReviewRecordRow(incident_id=iid)
+        for k, v in values.items():
+            setattr(row, k, v)
+        s.add(row)
+
+
 class SqlFlowStore:
-    """Commits each change of the flow as it happens."""
+    """Commits each change of the flow as it happens (one transaction per change)."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
 
     def save_record(self, rec: Record) -> None:
-        iid = rec.current.incident.incident_id
         with self.sessions.begin() as s:
-            row = s.get(ReviewRecordRow, iid) or ReviewRecordRow(incident_id=iid)
-            row.arrival_s = rec.arrival_s
-            row.state = rec.state.value
-            row.escalated_to = rec.escalated_to
-            row.opened_s = rec.opened_s
-            row.opened_by = rec.opened_by
-            row.decided_s = rec.decided_s
-            s.add(row)
+            _upsert_records(s, {rec.current.incident.incident_id: record_values(rec)})
 
     def save_version(self, version: Version) -> None:
         with self.sessions.begin() as s:
-            s.add(
-                ReviewVersionRow(
-                    incident_id=version.incident.incident_id,
-                    number=version.number,
-                    command=version.command,
-                    reason=version.reason,
-                    author=version.author,
-                    at_s=version.at_s,
-                    incident=incident_to_json(version.incident),
-                )
-            )
+            s.add(version_row(version))
 
     def save_journal(self, entry: JournalEntry) -> None:
         with self.sessions.begin() as s:
-            s.add(
-                ReviewJournalRow(
-                    at_s=entry.at_s,
-                    incident_id=entry.incident_id,
-                    command=entry.command,
-                    author=entry.author,
-                    reason=entry.reason,
-                    params=_jsonable(entry.params),
-                    ok=entry.outcome.ok,
-                    outcome_reason=entry.outcome.reason,
-                    version=entry.outcome.version,
-                )
-            )
+            s.add(journal_row(entry))
 
     def save_call(self, call: CallForService) -> None:
         with self.sessions.begin() as s:
-            s.add(
-                CallRow(
-                    call_id=call.call_id,
-                    incident_id=call.incident_id,
-                    incident_version=call.incident_version,
-                    status=call.status.value,
-                    created_s=call.created_s,
-                    call=call_to_json(call),
-                )
-            )
+            s.add(call_row(call))
 
     def save_delivery(self, delivery: Delivery) -> None:
         with self.sessions.begin() as s:
-            s.add(
-                DeliveryRow(
-                    call_id=delivery.call_id,
-                    idempotency_key=delivery.idempotency_key,
-                    channel=delivery.channel,
-                    ok=delivery.ok,
-                    reason=delivery.reason,
-                    attempts=_jsonable(delivery.to_dict()["attempts"]),
-                )
-            )
+            s.add(delivery_row(delivery))
+
+
+_STOP = object()
+
+
+class BatchedSqlFlowStore:
+    """Group commit on a writer thread (ADR 0099): ``save_*`` only queue the change (the
+    caller, the server's event loop, never waits for the database); the writer commits all
+    changes waiting at that moment in one transaction, in the order they were made (the queue
+    state row of an incident is written once per batch with its latest values).
+
+    :meth:`barrier` waits (without blocking the loop) until everything queued so far is
+    committed: a reviewer's command is acknowledged only then. Machine incidents are shown
+    before their commit (milliseconds later); a crash in between loses no evidence, since the
+    pipeline's pulses are stored and a restarted server rebuilds recent incidents from them.
+    A batch that fails is retried, then written change by change so that one bad change
+    cannot take the others with it; what failed is kept in :attr:`errors`.
+    """
+
+    def __init__(
+        self, sessions: sessionmaker[Session], *, max_batch: int = 1000, retries: int = 3
+    ) -> None:
+        self.sessions = sessions
+        self.max_batch = max_batch
+        self.retries = retries
+        self.errors: list[str] = []
+        self.batches = 0
+        self.changes = 0
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._queued = 0
+        self._done = 0
+        self._thread = threading.Thread(target=self._run, name="flow-store-writer", daemon=True)
+        self._thread.start()
+
+    # -- FlowStore ------------------------------------------------------------------------
+    def save_record(self, rec: Record) -> None:
+        self._put(("record", rec.current.incident.incident_id, record_values(rec)))
+
+    def save_version(self, version: Version) -> None:
+        self._put(("row", version_row, version))
+
+    def save_journal(self, entry: JournalEntry) -> None:
+        self._put(("row", journal_row, entry))
+
+    def save_call(self, call: CallForService) -> None:
+        self._put(("row", call_row, call))
+
+    def save_delivery(self, delivery: Delivery) -> None:
+        self._put(("row", delivery_row, delivery))
+
+    # -- waiting --------------------------------------------------------------------------
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Block until everything queued before this call is committed (or failed)."""
+        with self._cond:
+            target = self._queued
+            return self._cond.wait_for(lambda: self._done >= target, timeout_s)
+
+    async def barrier(self) -> None:
+        """:meth:`flush` for the event loop."""
+        with self._cond:
+            if self._done >= self._queued:
+                return
+        await asyncio.to_thread(self.flush)
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer."""
+        if self._thread.is_alive():
+            self._q.put(_STOP)
+            self._thread.join()
+
+    # -- writer ---------------------------------------------------------------------------
+    def _put(self, change: tuple[Any, ...]) -> None:
+        with self._cond:
+            self._queued += 1
+        self._q.put(change)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._q.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._q.get_nowait())
+                except queue.Empty:
+                    break
+            if any(c is _STOP for c in batch):
+                stop = True
+                batch = [c for c in batch if c is not _STOP]
+            if batch:
+                self._write(batch)
+            with self._cond:
+                self._done += len(batch)
+                self._cond.notify_all()
+
+    def _write(self, batch: list[tuple[Any, ...]]) -> None:
+        for attempt in range(self.retries):
+            try:
+                self._commit(batch)
+                self.batches += 1
+                self.changes += len(batch)
+                return
+            except Exception:
+                time.sleep(0.05 * 2**attempt)
+        for change in batch:  # isolate the change that fails
+            try:
+                self._commit([change])
+                self.changes += 1
+            except Exception as exc:
+                what = change[1] if change[0] == "record" else change[1].__name__
+                self.errors.append(f"{what}: {exc!r}")
+
+    def _commit(self, batch: list[tuple[Any, ...]]) -> None:
+        records: dict[str, dict[str, Any]] = {}
+        with self.sessions.begin() as s:
+            for change in batch:
+                if change[0] == "record":
+                    records[change[1]] = change[2]
+                else:
+                    s.add(change[1](change[2]))
+            s.flush()
+            _upsert_records(s, records)
 
 
 Undelivered = list[tuple[CallForService, list[str]]]

@@ -365,7 +365,7 @@ def check_message(
         return Rejection(
             RejectReason.UNKNOWN_SENSOR, f"sensor {serial!r} is not registered", serial, seq
         )
-    if not verify_signature(pub, env):
+    if not verify_signature(pub, env, raw=data):
         return Rejection(
             RejectReason.BAD_SIGNATURE,
             "signature does not match the sensor's key (forged or tampered)",
