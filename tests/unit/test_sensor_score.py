@@ -1,4 +1,4 @@
-"""The sensor's fast classifier score gives exactly what the classification package gives."""
+"""The sensor's windowed classifier score gives exactly the whole-snippet score."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, resample
 from shotwatch.classification.model import default_model
 from shotwatch.classification.pulse import features_at
-from shotwatch.sensor.score import _forest_for, classifier_score
+from shotwatch.sensor.score import classifier_score
 
 
 def _reference_score(snippet: np.ndarray, sr: int, onset_index: int) -> float:
@@ -31,24 +31,6 @@ def _street(seconds: float, sr: int, seed: int) -> np.ndarray:
         m = min(k.size, n - i)
         x[i : i + m] += rng.uniform(0.05, 0.9) * shape[:m]
     return np.round(np.clip(x, -1, 1) * 32767).astype(np.int16)
-
-
-def test_forest_matches_model_bit_for_bit() -> None:
-    model = default_model()
-    forest = _forest_for(model)
-    rng = np.random.default_rng(7)
-    # Rows near the split thresholds exercise both branches of many nodes; NaN goes right.
-    thr = model.threshold_node[model.left >= 0]
-    feats = model.feature[model.left >= 0]
-    rows = rng.normal(0, 3, size=(400, len(model.feature_names)))
-    for r in rows[:300]:
-        pick = rng.integers(0, thr.size, size=8)
-        r[feats[pick]] = thr[pick] + rng.choice([-1e-9, 0.0, 1e-9], size=8)
-    rows[-5:, 3] = np.nan
-    want = model.probability(rows)
-    got = np.array([forest.probability(r) for r in rows])
-    assert np.array_equal(got, want)
-    assert 0.0 < got.min() < got.max() < 1.0  # the rows reach different leaves
 
 
 @pytest.mark.parametrize("sr", [12000, 16000, 44100, 48000])

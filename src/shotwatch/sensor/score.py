@@ -23,12 +23,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from shotwatch.classification.model import PulseModel
 
 Scorer = Callable[[np.ndarray, int, int], float]
 
@@ -59,63 +55,6 @@ def impulsiveness_score(snippet: np.ndarray, sample_rate_hz: int, onset_index: i
     s_rise = _squash(-rise_s * 1000.0, -2.0, 0.8)
     s_decay = _squash(decay_db, 6.0, 3.0)
     return float(np.clip((s_contrast + s_rise + s_decay) / 3.0, 0.0, 1.0))
-
-
-class _Forest:
-    """The pulse model's trees laid out for one feature row at a time (ADR 0066).
-
-    :meth:`PulseModel.raw_score` walks the trees one by one with numpy operations sized for a
-    batch; for the single row a sensor scores per pick that costs ~10 ms of overhead. Here all
-    trees advance one level per step (leaves point to themselves), so a row takes one small
-    vector operation per tree level. Leaf values are summed in tree order with a sequential
-    ``cumsum``, so the result is bit-identical to ``raw_score`` (tested).
-    """
-
-    def __init__(self, model: PulseModel) -> None:
-        idx = np.arange(model.left.size)
-        leaf = model.left < 0
-        self.model = model
-        self.left = np.where(leaf, idx, model.left)
-        self.right = np.where(leaf, idx, model.right)
-        self.feature = np.where(leaf, 0, model.feature)
-        self.threshold = np.where(leaf, np.inf, model.threshold_node)
-        self.roots = model.roots.copy()
-        self.depth = _max_depth(self.left, self.right, self.roots)
-
-    def probability(self, row: np.ndarray) -> float:
-        m = self.model
-        x = np.asarray(row, dtype=np.float64).reshape(-1)
-        node = self.roots
-        left, right, feature, threshold = self.left, self.right, self.feature, self.threshold
-        for _ in range(self.depth):
-            node = np.where(x[feature[node]] <= threshold[node], left[node], right[node])
-        total = float(np.cumsum(m.value[node])[-1]) if node.size else 0.0
-        raw = m.init_score + m.learning_rate * total
-        z = m.platt_a * raw + m.platt_b
-        return float(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
-
-
-def _max_depth(left: np.ndarray, right: np.ndarray, roots: np.ndarray) -> int:
-    """Longest root-to-leaf path over all trees (leaves point to themselves)."""
-    depth = 0
-    frontier = np.unique(roots)
-    while True:
-        moving = frontier[left[frontier] != frontier]
-        if moving.size == 0:
-            return depth
-        frontier = np.unique(np.concatenate([left[moving], right[moving]]))
-        depth += 1
-
-
-_FORESTS: dict[int, _Forest] = {}
-
-
-def _forest_for(model: PulseModel) -> _Forest:
-    """The laid-out forest of ``model``, built once per model object."""
-    forest = _FORESTS.get(id(model))
-    if forest is None or forest.model is not model:
-        forest = _FORESTS[id(model)] = _Forest(model)
-    return forest
 
 
 def _analysis_window(
@@ -160,7 +99,7 @@ def classifier_score(snippet: np.ndarray, sample_rate_hz: int, onset_index: int)
 
     x, onset = _analysis_window(snippet, sample_rate_hz, onset_index)
     # Only the calibrated probability: the label breakdown is the server's business.
-    return _forest_for(default_model()).probability(features_at(x, [onset])[0])
+    return float(default_model().probability(features_at(x, [onset]))[0])
 
 
 SCORERS: dict[str, Scorer] = {
