@@ -18,12 +18,18 @@ AWKWARD = ["quote ' and \" double", "back\\slash", "new\nline", "tab\t", "ünïc
 
 
 @pytest.mark.postgres
-def test_concurrent_appends_and_bulk_batches_form_one_verifiable_log(pg_url: str) -> None:
+@pytest.mark.parametrize("commit_delay_s", [0.0, 0.002])
+def test_concurrent_appends_and_bulk_batches_form_one_verifiable_log(
+    pg_url: str, commit_delay_s: float
+) -> None:
     with fresh_database(pg_url) as url:
         migrate(url)
         engine = make_engine(url)
         log = AuditLog(
-            engine, ReplayClock(1_700_000_000.0), signing_key=Ed25519PrivateKey.generate()
+            engine,
+            ReplayClock(1_700_000_000.0),
+            signing_key=Ed25519PrivateKey.generate(),
+            commit_delay_s=commit_delay_s,
         )
         acked: list[tuple[int, str]] = []
         lock = threading.Lock()
@@ -43,7 +49,27 @@ def test_concurrent_appends_and_bulk_batches_form_one_verifiable_log(pg_url: str
                 with lock:
                     acked.append((seq, item))
 
+        groups: list[list[int]] = []
+
+        def bulk_worker() -> None:
+            for g in range(4):
+                bodies = [
+                    {
+                        "actor": "grp",
+                        "action": "incident.view",
+                        "kind": "view",
+                        "allowed": True,
+                        "item": f"grp-{g}-{i}",
+                    }
+                    for i in range(50)
+                ]
+                seqs = log.append_many(bodies)
+                groups.append(seqs)
+                with lock:
+                    acked.extend(zip(seqs, [b["item"] for b in bodies], strict=True))
+
         threads = [threading.Thread(target=worker, args=(k,)) for k in range(12)]
+        threads.append(threading.Thread(target=bulk_worker))
         for t in threads:
             t.start()
         for t in threads:
@@ -61,7 +87,11 @@ def test_concurrent_appends_and_bulk_batches_form_one_verifiable_log(pg_url: str
                 for i in range(size)
             ]
             acked.extend(zip(log.append_many(bodies), [b["item"] for b in bodies], strict=True))
-        total = 12 * 40 + 1 + 16 + 17 + 500
+        # A group written while others append stays together and in order.
+        assert len(groups) == 4
+        for seqs in groups:
+            assert seqs == list(range(seqs[0], seqs[0] + 50))
+        total = 12 * 40 + 4 * 50 + 1 + 16 + 17 + 500
         assert sorted(s for s, _ in acked) == list(range(1, total + 1))
         for seq, item in acked[::37]:
             assert log.entry(seq)["item"] == item
