@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 from tests.pgutil import fresh_database
 
+from shotwatch.audit import log as audit_log
 from shotwatch.audit.log import AuditLog
 from shotwatch.core.clock import ReplayClock
 from shotwatch.storage.db import make_engine, migrate
@@ -20,7 +21,7 @@ AWKWARD = ["quote ' and \" double", "back\\slash", "new\nline", "tab\t", "ünïc
 @pytest.mark.postgres
 @pytest.mark.parametrize("commit_delay_s", [0.0, 0.002])
 def test_concurrent_appends_and_bulk_batches_form_one_verifiable_log(
-    pg_url: str, commit_delay_s: float
+    pg_url: str, commit_delay_s: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with fresh_database(pg_url) as url:
         migrate(url)
@@ -99,5 +100,7 @@ def test_concurrent_appends_and_bulk_batches_form_one_verifiable_log(
         log.checkpoint()
         rep = log.verify()
         assert rep.ok and rep.entries == total, rep
+        monkeypatch.setattr(audit_log, "PARALLEL_MIN_ROWS", 1)
+        assert log.verify(workers=2) == rep  # split over two processes, same report
         log.close()
         engine.dispose()

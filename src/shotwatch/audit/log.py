@@ -21,6 +21,8 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -57,6 +59,8 @@ _PG_INSERT_UNNEST = (
     "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::bytea[], %b::bytea[])"
 )
 _PG_VALUES_MAX_ROWS = 16
+#: Below this many rows a parallel verification is not worth starting processes for.
+PARALLEL_MIN_ROWS = 50_000
 _SQLITE_INSERT = "INSERT INTO audit_entries (seq, entry, leaf_hash, chain_hash) VALUES (?, ?, ?, ?)"
 
 
@@ -200,6 +204,17 @@ def verify_rows(
     checkpoint with the root of its prefix.
     """
     cps = sorted(checkpoints, key=lambda c: c.tree_size)
+    bad = _bad_signature(cps, public_key)
+    if bad is not None:
+        return bad
+    leaves: list[bytes] = []
+    problem = _walk(rows, leaves)
+    return _check_tree(leaves, problem, cps)
+
+
+def _bad_signature(
+    cps: Sequence[Checkpoint], public_key: Ed25519PublicKey | None
+) -> VerifyReport | None:
     for cp in cps:
         if public_key is not None and not verify_signature(
             public_key,
@@ -212,8 +227,14 @@ def verify_rows(
                 "",
                 Problem(cp.tree_size, "checkpoint", "checkpoint signature does not verify"),
             )
-    leaves: list[bytes] = []
-    problem = _walk(rows, leaves)
+    return None
+
+
+def _check_tree(
+    leaves: list[bytes], problem: Problem | None, cps: Sequence[Checkpoint]
+) -> VerifyReport:
+    """Pass 2 of :func:`verify_rows`: the Merkle tree over the good rows' leaves against
+    every signed checkpoint (``cps`` sorted by size)."""
     levels = build_levels(leaves) if leaves else [[]]
     size = len(leaves)
 
@@ -246,7 +267,12 @@ def verify_rows(
     return report(None)
 
 
-def _walk(rows: Iterable[RowTuple], leaves: list[bytes]) -> Problem | None:
+def _walk(
+    rows: Iterable[RowTuple],
+    leaves: list[bytes],
+    start: tuple[int, bytes, bytes] = (0, ZERO, ZERO),
+    stop_after: int | None = None,
+) -> Problem | None:
     """Pass 1 of :func:`verify_rows`; appends each good row's leaf hash to ``leaves``.
 
     The common case (the row is what was written) costs two hashes and a few byte
@@ -254,12 +280,14 @@ def _walk(rows: Iterable[RowTuple], leaves: list[bytes]) -> Problem | None:
     """
     sha = _sha256
     add = leaves.append
-    prev_seq, prev_chain, prev2_chain = 0, ZERO, ZERO
+    prev_seq, prev_chain, prev2_chain = start
     it = iter(rows)
     row = next(it, None)
     while row is not None:
-        nxt = next(it, None)
         seq, entry, stored_leaf, stored_chain = row
+        if stop_after is not None and seq > stop_after:
+            return None  # the next range's (it was read only as the look-ahead)
+        nxt = next(it, None)
         leaf = sha(b"\x00" + entry).digest()
         # The entry's own top-level "seq" is its last "seq" key (canonical JSON sorts keys,
         # only "time_s" follows; a string cannot hold the bytes '"seq":' unescaped).
@@ -320,6 +348,62 @@ def _diagnose(
             )
         return Problem(seq, "altered", "chain hash does not link to the previous entry")
     return None
+
+
+def _stream_rows(
+    engine: Engine, batch: int = 20000, after: int | None = None
+) -> Iterator[RowTuple]:
+    """Stored rows in sequence order (those with ``seq > after``), as plain driver tuples
+    with the entry as the UTF-8 bytes the database holds."""
+    pg = engine.dialect.name == "postgresql"
+    as_bytes = "convert_to(entry, 'UTF8')" if pg else "CAST(entry AS BLOB)"
+    where = f" WHERE seq > {int(after)}" if after is not None else ""
+    sql = f"SELECT seq, {as_bytes}, leaf_hash, chain_hash FROM audit_entries{where} ORDER BY seq"
+    # Straight from the driver as plain tuples: verification reads every row, and
+    # wrapping each in an object costs about as much as hashing it.
+    raw = engine.raw_connection()
+    try:
+        dbapi = raw.driver_connection
+        assert dbapi is not None
+        # On PostgreSQL a server-side cursor streams instead of loading the whole log.
+        cur = dbapi.cursor(name=f"audit_rows_{os.getpid()}") if pg else dbapi.cursor()
+        cur.execute(sql)
+        while True:
+            chunk = cur.fetchmany(batch)
+            if not chunk:
+                break
+            yield from chunk
+        cur.close()
+    finally:
+        raw.close()
+
+
+def _walk_range(url: str, lo: int, hi: int | None) -> tuple[Problem | None, bytes]:
+    """One worker of a parallel verification: the rows with ``lo < seq <= hi``, starting
+    from the stored state of the rows just before (as a sequential walk would reach it
+    when everything before is intact). Returns the first problem and the leaf hashes."""
+    from shotwatch.storage.db import make_engine
+
+    engine = make_engine(url, pooled=False)
+    try:
+        with engine.connect() as conn:
+            before = conn.execute(
+                text(
+                    "SELECT seq, chain_hash FROM audit_entries WHERE seq <= :lo "
+                    "ORDER BY seq DESC LIMIT 2"
+                ),
+                {"lo": lo},
+            ).all()
+        start = (
+            int(before[0][0]) if before else 0,
+            bytes(before[0][1]) if before else ZERO,
+            bytes(before[1][1]) if len(before) > 1 else ZERO,
+        )
+        leaves: list[bytes] = []
+        problem = _walk(_stream_rows(engine, after=lo), leaves, start, hi)
+        return problem, b"".join(leaves)
+    finally:
+        engine.dispose()
 
 
 class _Pending:
@@ -639,30 +723,44 @@ class AuditLog:
         return starmap(StoredRow, self._raw_rows(batch))
 
     def _raw_rows(self, batch: int = 20000) -> Iterator[RowTuple]:
-        as_bytes = "convert_to(entry, 'UTF8')" if self._pg else "CAST(entry AS BLOB)"
-        sql = f"SELECT seq, {as_bytes}, leaf_hash, chain_hash FROM audit_entries ORDER BY seq"
-        # Straight from the driver as plain tuples: verification reads every row, and
-        # wrapping each in an object costs about as much as hashing it.
-        raw = self.engine.raw_connection()
-        try:
-            dbapi = raw.driver_connection
-            assert dbapi is not None
-            # On PostgreSQL a server-side cursor streams instead of loading the whole log.
-            cur = dbapi.cursor(name=f"audit_rows_{id(self)}") if self._pg else dbapi.cursor()
-            cur.execute(sql)
-            while True:
-                chunk = cur.fetchmany(batch)
-                if not chunk:
-                    break
-                yield from chunk
-            cur.close()
-        finally:
-            raw.close()
+        return _stream_rows(self.engine, batch)
 
-    def verify(self, public_key: Ed25519PublicKey | None = None) -> VerifyReport:
+    def verify(
+        self, public_key: Ed25519PublicKey | None = None, *, workers: int = 1
+    ) -> VerifyReport:
+        """Check the whole log; ``workers`` > 1 splits the row checks over processes
+        (same result and the same first problem as one process; ADR 0077)."""
         if public_key is None and self.signing_key is not None:
             public_key = self.signing_key.public_key()
-        return verify_rows(self._raw_rows(), self.checkpoints(), public_key)
+        cps = self.checkpoints()
+        url = self.engine.url
+        in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        if workers <= 1 or in_memory:
+            return verify_rows(self._raw_rows(), cps, public_key)
+        cps = sorted(cps, key=lambda c: c.tree_size)
+        bad = _bad_signature(cps, public_key)
+        if bad is not None:
+            return bad
+        with self.engine.connect() as conn:
+            top = int(
+                conn.execute(text("SELECT coalesce(max(seq), 0) FROM audit_entries")).scalar_one()
+            )
+        if top < PARALLEL_MIN_ROWS:
+            return verify_rows(self._raw_rows(), cps, public_key)
+        bounds = [top * k // workers for k in range(workers)]
+        ranges = [(bounds[k], bounds[k + 1] if k + 1 < workers else None) for k in range(workers)]
+        url_s = url.render_as_string(hide_password=False)
+        # fork: the workers need nothing but the URL; each opens its own connection.
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.starmap(_walk_range, [(url_s, lo, hi) for lo, hi in ranges])
+        leaves: list[bytes] = []
+        problem: Problem | None = None
+        for prob, blob in parts:
+            leaves.extend([blob[i : i + 32] for i in range(0, len(blob), 32)])
+            if prob is not None:
+                problem = prob
+                break
+        return _check_tree(leaves, problem, cps)
 
     def entry(self, seq: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
