@@ -343,7 +343,7 @@ def main() -> int:
         "--commit-delay-ms", type=float, default=0.0, help="AuditLog group-commit delay"
     )
     ap.add_argument("--verify-entries", type=int, default=1_000_000)
-    ap.add_argument("--verify-workers", default="1,2", help="comma list of process counts")
+    ap.add_argument("--verify-workers", default="1", help="comma list of process counts")
     ap.add_argument("--verify-backend", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--pg-url", default=PG_URL)
     ap.add_argument("--tmpdir", default=None, help="where the SQLite file goes (e.g. /dev/shm)")
