@@ -39,6 +39,7 @@ from shotwatch.sensor.score import SCORERS
 from shotwatch.sensor.signer import SensorSigner
 from shotwatch.sensor.sources import AudioBlock
 from shotwatch.sensor.spool import Spool
+from shotwatch.signal.picker import StreamingPicker
 
 T0 = 1_800_000_000.0
 
@@ -115,6 +116,17 @@ def bench_speed(sr: int, seconds: float, block_s: float, scorer: str) -> dict[st
         }
         buf.close()
         spool.close()
+    # The picker alone on the same audio (same 0.25-s chunks the pipeline hands it): the
+    # share of the budget that is the picker's, measured in the same run.
+    picker = StreamingPicker(picker_config_factory(Settings())(sr), start_s=T0)
+    chunk = round(0.25 * sr)
+    c0 = time.process_time()
+    for i in range(0, audio.size, chunk):
+        picker.feed(audio[i : i + chunk] * (1.0 / 32768.0))
+    picker.flush()
+    picker_cpu = time.process_time() - c0
+    out["picker_only_cpu_s"] = round(picker_cpu, 3)
+    out["picker_share_of_cpu"] = round(picker_cpu / cpu, 2)
     return out
 
 
@@ -187,6 +199,7 @@ def main() -> None:
         "benchmark": "sensor_pipeline",
         "cpus_used": 1,
         "loadavg_1min": os.getloadavg()[0],
+        "loadavg_at_start": os.getloadavg(),
         "speed": [
             bench_speed(int(r), args.seconds, args.block_s, scorer)
             for scorer in args.scorers.split(",")
@@ -195,6 +208,7 @@ def main() -> None:
     }
     if not args.skip_week:
         result["week"] = bench_week(args.week_rate, args.period_s, args.burst_s, args.block_s)
+    result["loadavg_at_end"] = os.getloadavg()
     print(json.dumps(result, indent=2))
 
 

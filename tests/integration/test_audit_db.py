@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from tests.pgutil import fresh_database
 
+from shotwatch.audit import log as audit_log
 from shotwatch.audit.log import AuditLog, check_inclusion_proof, export_entries
 from shotwatch.audit.merkle import verify_consistency
 from shotwatch.audit.signing import load_or_create_key, public_key_b64
@@ -35,7 +36,7 @@ def fill(log: AuditLog, clock: ReplayClock, n: int) -> None:
 
 
 def test_sqlite_log_proofs_tamper_and_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
     key_path = tmp_path / "k.pem"
@@ -113,6 +114,9 @@ def test_sqlite_log_proofs_tamper_and_cli(
     assert main(["audit", "verify", *db]) == 1
     err = capsys.readouterr().err
     assert "entry 13 altered" in err
+    monkeypatch.setattr(audit_log, "PARALLEL_MIN_ROWS", 1)  # this small log, split in two
+    assert main(["audit", "verify", "--workers", "2", *db]) == 1
+    assert "entry 13 altered" in capsys.readouterr().err
 
 
 @pytest.mark.postgres

@@ -33,7 +33,9 @@ def _audio(seconds: float = 22.0, seed: int = 3) -> np.ndarray:
     return np.round(np.clip(x, -1, 1) * 32767).astype(np.int16)
 
 
-def _run(tmp_path: Path, block: int, audio: np.ndarray, tag: str):  # type: ignore[no-untyped-def]
+def _run(  # type: ignore[no-untyped-def]
+    tmp_path: Path, block: int, audio: np.ndarray, tag: str, picker_chunk_s: float = 0.25
+):
     key = Ed25519PrivateKey.generate()
     out: list[tuple[int, str, bytes]] = []
     buf = AudioBuffer.open(
@@ -50,6 +52,7 @@ def _run(tmp_path: Path, block: int, audio: np.ndarray, tag: str):  # type: igno
         picker_config=picker_config_factory(Settings()),
         position={"x_m": 1.0, "y_m": 2.0, "z_m": 3.0},
         heartbeat_interval_s=5.0,
+        picker_chunk_s=picker_chunk_s,
     )
     for i in range(0, audio.size, block):
         pipe.process(AudioBlock(audio[i : i + block], T0 + i / SR, SR, 0.0004))
@@ -85,10 +88,17 @@ def test_reports_time_snippet_and_buffer(tmp_path: Path) -> None:
 def test_block_size_does_not_change_the_reports(tmp_path: Path) -> None:
     audio = _audio(12.0)
     runs = []
-    for tag, block in (("x", 1200), ("y", 977), ("z", 5000)):
-        _, buf, msgs = _run(tmp_path, block, audio, tag)
+    # Block size and how much audio the pipeline gathers before picking (none, 0.25 s, 1 s).
+    for tag, block, chunk_s in (("x", 1200, 0.25), ("y", 977, 0.0), ("z", 5000, 1.0)):
+        _, buf, msgs = _run(tmp_path, block, audio, tag, picker_chunk_s=chunk_s)
         buf.close()
-        runs.append([(m.body["arrival_utc"], m.body["snr_db"]) for m in msgs if m.kind == "report"])
+        runs.append(
+            [
+                (m.body["arrival_utc"], m.body["snr_db"], m.body["score"], m.body["snippet"])
+                for m in msgs
+                if m.kind == "report"
+            ]
+        )
     assert runs[0] == runs[1] == runs[2] and len(runs[0]) == 3
 
 

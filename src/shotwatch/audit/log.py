@@ -21,7 +21,10 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import starmap
@@ -48,6 +51,17 @@ ZERO = bytes(32)
 _sha256 = hashlib.sha256
 ENTRY_T: Table = AuditEntryRow.__table__  # type: ignore[assignment]
 CHECKPOINT_T: Table = AuditCheckpointRow.__table__  # type: ignore[assignment]
+
+
+_PG_INSERT_VALUES = "INSERT INTO audit_entries (seq, entry, leaf_hash, chain_hash) VALUES "
+_PG_INSERT_UNNEST = (
+    "INSERT INTO audit_entries (seq, entry, leaf_hash, chain_hash) "
+    "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::bytea[], %b::bytea[])"
+)
+_PG_VALUES_MAX_ROWS = 16
+#: Below this many rows a parallel verification is not worth starting processes for.
+PARALLEL_MIN_ROWS = 50_000
+_SQLITE_INSERT = "INSERT INTO audit_entries (seq, entry, leaf_hash, chain_hash) VALUES (?, ?, ?, ?)"
 
 
 def canonical(obj: dict[str, Any]) -> str:
@@ -119,6 +133,10 @@ class StoredRow(NamedTuple):
     chain_hash: bytes
 
 
+#: A stored row as the driver returns it: (seq, entry bytes, leaf hash, chain hash).
+RowTuple = tuple[int, bytes, bytes, bytes]
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     tree_size: int
@@ -175,7 +193,7 @@ def build_levels(leaves: list[bytes]) -> list[list[bytes]]:
 
 
 def verify_rows(
-    rows: Iterable[StoredRow],
+    rows: Iterable[RowTuple],
     checkpoints: Sequence[Checkpoint] = (),
     public_key: Ed25519PublicKey | None = None,
 ) -> VerifyReport:
@@ -186,6 +204,17 @@ def verify_rows(
     checkpoint with the root of its prefix.
     """
     cps = sorted(checkpoints, key=lambda c: c.tree_size)
+    bad = _bad_signature(cps, public_key)
+    if bad is not None:
+        return bad
+    leaves: list[bytes] = []
+    problem = _walk(rows, leaves)
+    return _check_tree(leaves, problem, cps)
+
+
+def _bad_signature(
+    cps: Sequence[Checkpoint], public_key: Ed25519PublicKey | None
+) -> VerifyReport | None:
     for cp in cps:
         if public_key is not None and not verify_signature(
             public_key,
@@ -198,8 +227,14 @@ def verify_rows(
                 "",
                 Problem(cp.tree_size, "checkpoint", "checkpoint signature does not verify"),
             )
-    leaves: list[bytes] = []
-    problem = _walk(rows, leaves)
+    return None
+
+
+def _check_tree(
+    leaves: list[bytes], problem: Problem | None, cps: Sequence[Checkpoint]
+) -> VerifyReport:
+    """Pass 2 of :func:`verify_rows`: the Merkle tree over the good rows' leaves against
+    every signed checkpoint (``cps`` sorted by size)."""
     levels = build_levels(leaves) if leaves else [[]]
     size = len(leaves)
 
@@ -232,64 +267,155 @@ def verify_rows(
     return report(None)
 
 
-def _walk(rows: Iterable[StoredRow], leaves: list[bytes]) -> Problem | None:
-    """Pass 1 of :func:`verify_rows`; appends each good row's leaf hash to ``leaves``."""
+def _walk(
+    rows: Iterable[RowTuple],
+    leaves: list[bytes],
+    start: tuple[int, bytes, bytes] = (0, ZERO, ZERO),
+    stop_after: int | None = None,
+) -> Problem | None:
+    """Pass 1 of :func:`verify_rows`; appends each good row's leaf hash to ``leaves``.
+
+    The common case (the row is what was written) costs two hashes and a few byte
+    comparisons; any mismatch goes to :func:`_diagnose`, which names what happened.
+    """
     sha = _sha256
     add = leaves.append
-    prev_seq, prev_chain, prev2_chain = 0, ZERO, ZERO
+    prev_seq, prev_chain, prev2_chain = start
     it = iter(rows)
     row = next(it, None)
     while row is not None:
+        seq, entry, stored_leaf, stored_chain = row
+        if stop_after is not None and seq > stop_after:
+            return None  # the next range's (it was read only as the look-ahead)
         nxt = next(it, None)
-        seq = row.seq
-        expected = prev_seq + 1
-        if seq != expected:
-            if seq > expected:
-                return Problem(expected, "deleted", f"entries {expected}..{seq - 1} are missing")
-            return Problem(seq, "inserted", f"sequence {seq} appears twice or out of order")
-        entry = row.entry
         leaf = sha(b"\x00" + entry).digest()
-        if leaf != row.leaf_hash:
-            return Problem(seq, "altered", "entry bytes do not match the stored leaf hash")
-        eseq = _entry_seq(entry)
-        if eseq != seq:
-            nseq = _entry_seq(nxt.entry) if nxt is not None else None
-            if eseq is not None and eseq > seq and nseq == seq:
-                return Problem(seq, "reordered", f"entries {seq} and {eseq} are swapped")
-            if eseq is not None and eseq > seq:
-                return Problem(
-                    seq,
-                    "deleted",
-                    f"entry {seq} removed and later entries renumbered (row holds entry {eseq})",
-                )
-            if eseq is not None and eseq < seq:
-                return Problem(
-                    seq - 1,
-                    "inserted",
-                    f"an entry was inserted before {seq} (row holds entry {eseq})",
-                )
-            return Problem(seq, "altered", "entry does not carry its sequence number")
+        # The entry's own top-level "seq" is its last "seq" key (canonical JSON sorts keys,
+        # only "time_s" follows; a string cannot hold the bytes '"seq":' unescaped).
+        i = entry.rfind(b'"seq":', max(0, len(entry) - 64))
         want_chain = sha(prev_chain + leaf).digest()
-        if want_chain != row.chain_hash:
-            if prev_seq >= 1 and sha(prev2_chain + leaf).digest() == row.chain_hash:
-                return Problem(
-                    prev_seq, "inserted", f"entry {prev_seq} is not in the chain: it was inserted"
-                )
-            return Problem(seq, "altered", "chain hash does not link to the previous entry")
+        if (
+            seq != prev_seq + 1
+            or leaf != stored_leaf
+            or i < 0
+            or not entry.startswith(b'"seq":%d,' % seq, i)
+            or want_chain != stored_chain
+        ):
+            problem = _diagnose(row, nxt, prev_seq, prev_chain, prev2_chain)
+            if problem is not None:
+                return problem
         add(leaf)
         prev2_chain, prev_chain, prev_seq = prev_chain, want_chain, seq
         row = nxt
     return None
 
 
+def _diagnose(
+    row: RowTuple, nxt: RowTuple | None, prev_seq: int, prev_chain: bytes, prev2_chain: bytes
+) -> Problem | None:
+    """What is wrong with ``row`` (None: nothing, the fast checks were only conservative)."""
+    sha = _sha256
+    seq, entry, stored_leaf, stored_chain = row
+    expected = prev_seq + 1
+    if seq != expected:
+        if seq > expected:
+            return Problem(expected, "deleted", f"entries {expected}..{seq - 1} are missing")
+        return Problem(seq, "inserted", f"sequence {seq} appears twice or out of order")
+    leaf = sha(b"\x00" + entry).digest()
+    if leaf != stored_leaf:
+        return Problem(seq, "altered", "entry bytes do not match the stored leaf hash")
+    eseq = _entry_seq(entry)
+    if eseq != seq:
+        nseq = _entry_seq(nxt[1]) if nxt is not None else None
+        if eseq is not None and eseq > seq and nseq == seq:
+            return Problem(seq, "reordered", f"entries {seq} and {eseq} are swapped")
+        if eseq is not None and eseq > seq:
+            return Problem(
+                seq,
+                "deleted",
+                f"entry {seq} removed and later entries renumbered (row holds entry {eseq})",
+            )
+        if eseq is not None and eseq < seq:
+            return Problem(
+                seq - 1,
+                "inserted",
+                f"an entry was inserted before {seq} (row holds entry {eseq})",
+            )
+        return Problem(seq, "altered", "entry does not carry its sequence number")
+    if sha(prev_chain + leaf).digest() != stored_chain:
+        if prev_seq >= 1 and sha(prev2_chain + leaf).digest() == stored_chain:
+            return Problem(
+                prev_seq, "inserted", f"entry {prev_seq} is not in the chain: it was inserted"
+            )
+        return Problem(seq, "altered", "chain hash does not link to the previous entry")
+    return None
+
+
+def _stream_rows(
+    engine: Engine, batch: int = 20000, after: int | None = None
+) -> Iterator[RowTuple]:
+    """Stored rows in sequence order (those with ``seq > after``), as plain driver tuples
+    with the entry as the UTF-8 bytes the database holds."""
+    pg = engine.dialect.name == "postgresql"
+    as_bytes = "convert_to(entry, 'UTF8')" if pg else "CAST(entry AS BLOB)"
+    where = f" WHERE seq > {int(after)}" if after is not None else ""
+    sql = f"SELECT seq, {as_bytes}, leaf_hash, chain_hash FROM audit_entries{where} ORDER BY seq"
+    # Straight from the driver as plain tuples: verification reads every row, and
+    # wrapping each in an object costs about as much as hashing it.
+    raw = engine.raw_connection()
+    try:
+        dbapi = raw.driver_connection
+        assert dbapi is not None
+        # On PostgreSQL a server-side cursor streams instead of loading the whole log.
+        cur = dbapi.cursor(name=f"audit_rows_{os.getpid()}") if pg else dbapi.cursor()
+        cur.execute(sql)
+        while True:
+            chunk = cur.fetchmany(batch)
+            if not chunk:
+                break
+            yield from chunk
+        cur.close()
+    finally:
+        raw.close()
+
+
+def _walk_range(url: str, lo: int, hi: int | None) -> tuple[Problem | None, bytes]:
+    """One worker of a parallel verification: the rows with ``lo < seq <= hi``, starting
+    from the stored state of the rows just before (as a sequential walk would reach it
+    when everything before is intact). Returns the first problem and the leaf hashes."""
+    from shotwatch.storage.db import make_engine
+
+    engine = make_engine(url, pooled=False)
+    try:
+        with engine.connect() as conn:
+            before = conn.execute(
+                text(
+                    "SELECT seq, chain_hash FROM audit_entries WHERE seq <= :lo "
+                    "ORDER BY seq DESC LIMIT 2"
+                ),
+                {"lo": lo},
+            ).all()
+        start = (
+            int(before[0][0]) if before else 0,
+            bytes(before[0][1]) if before else ZERO,
+            bytes(before[1][1]) if len(before) > 1 else ZERO,
+        )
+        leaves: list[bytes] = []
+        problem = _walk(_stream_rows(engine, after=lo), leaves, start, hi)
+        return problem, b"".join(leaves)
+    finally:
+        engine.dispose()
+
+
 class _Pending:
-    __slots__ = ("body", "done", "error", "seq")
+    __slots__ = ("body", "done", "error", "seq", "wake")
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.body = body
         self.done = False
         self.error: Exception | None = None
         self.seq = 0
+        # Held while its caller sleeps; released to wake it (done, or now the leader).
+        self.wake: Any = None
 
 
 class AuditLog:
@@ -302,12 +428,19 @@ class AuditLog:
         *,
         signing_key: Ed25519PrivateKey | None = None,
         checkpoint_every: int = 1000,
+        commit_delay_s: float = 0.0,
     ) -> None:
         self.engine = engine
+        self.commit_delay_s = commit_delay_s
+        self._concurrent = False
         self.clock = clock
         self.signing_key = signing_key
         self.checkpoint_every = checkpoint_every
-        self._pending_lock = threading.Lock()
+        # Group commit: appenders queue under ``_mutex``; one of them at a time is the leader
+        # (``_writing``) and writes everything queued while the next ones queue up.
+        # ``_write_lock`` guards the writer connection itself.
+        self._mutex = threading.Lock()
+        self._writing = False
         self._write_lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._acc = Accumulator()
@@ -316,6 +449,8 @@ class AuditLog:
         self._cached_head: tuple[int, bytes] | None = None
         self._cp_lock = threading.Lock()
         self._pg = engine.dialect.name == "postgresql"
+        dbapi_integrity = getattr(engine.dialect.dbapi, "IntegrityError", IntegrityError)
+        self._integrity_errors: tuple[type[Exception], ...] = (IntegrityError, dbapi_integrity)
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -336,9 +471,9 @@ class AuditLog:
     ) -> int:
         """Add one entry and return its sequence number once it is committed.
 
-        Concurrent callers are group-committed: whoever holds the write lock writes every
-        pending entry in one transaction, so throughput grows with concurrency while each
-        caller still returns only after its own entry is durable.
+        Concurrent callers are group-committed (ADR 0074): the current leader writes every
+        queued entry in one transaction, so throughput grows with concurrency while each
+        caller still returns only after its own entry is committed.
         """
         pending = _Pending(
             {
@@ -356,26 +491,71 @@ class AuditLog:
                 "detail": detail or {},
             }
         )
-        with self._pending_lock:
-            self._pending.append(pending)
-        with self._write_lock:
-            if not pending.done:
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
-                self._write_batch(batch)
+        self._commit([pending])
         if pending.error is not None:
             raise pending.error
         return pending.seq
 
     def append_many(self, bodies: Sequence[dict[str, Any]]) -> list[int]:
-        """Append several entries (each a dict of :meth:`append`'s fields) in one transaction."""
+        """Append several entries (each a dict of :meth:`append`'s fields) in one transaction
+        (possibly shared with concurrent appends), in order and without others between."""
         batch = [_Pending(dict(b)) for b in bodies]
-        with self._write_lock:
-            self._write_batch(batch)
+        self._commit(batch)
         for p in batch:
             if p.error is not None:
                 raise p.error
         return [p.seq for p in batch]
+
+    def _commit(self, mine: list[_Pending]) -> None:
+        """Queue ``mine`` (kept together, in order) and return once it is committed or failed.
+
+        Group commit (ADR 0074): if nobody is writing, the caller leads: it takes the whole
+        queue and writes it as one transaction. Otherwise it sleeps on its own lock until a
+        leader has committed its entries (it returns at once) or hands it the lead (its
+        entries are still queued: it writes the queue). Only the callers of the batch just
+        written and the next leader are woken.
+        """
+        if not mine:
+            return
+        me = mine[-1]
+        me.wake = threading.Lock()
+        me.wake.acquire()
+        with self._mutex:
+            self._pending.extend(mine)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            me.wake.acquire()
+            if me.done:
+                return
+        self._lead(me)
+
+    def _lead(self, me: _Pending) -> None:
+        batch: list[_Pending] = []
+        try:
+            if self.commit_delay_s > 0 and self._concurrent:
+                # Like PostgreSQL's commit_delay: while other requests are in flight, the
+                # leader lets them reach the queue before it commits, so one commit (one
+                # round trip, one WAL flush) carries more entries. Never when alone.
+                time.sleep(self.commit_delay_s)
+            with self._mutex:
+                batch, self._pending = self._pending, []
+            self._concurrent = len(batch) > 1
+            with self._write_lock:
+                self._write_batch(batch)
+        finally:
+            for p in batch:
+                if not p.done:  # the write failed before it could say so per entry
+                    p.error = p.error or RuntimeError("audit batch was not written")
+                    p.done = True
+                if p.wake is not None and p is not me:
+                    p.wake.release()
+            with self._mutex:
+                nxt = next((p for p in self._pending if p.wake is not None), None)
+                if nxt is None:
+                    self._writing = False
+            if nxt is not None:
+                nxt.wake.release()  # still queued, not done: it leads the next batch
 
     def _writer(self) -> Connection:
         """The connection appends go through, in autocommit mode: a batch is one multi-row
@@ -386,6 +566,40 @@ class AuditLog:
                 self._wconn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             return self._wconn
         return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def _insert(self, conn: Connection, rows: list[tuple[int, str, bytes, bytes]]) -> None:
+        """One statement for the whole batch, sent as binary parameters through a prepared
+        statement on the driver connection (PostgreSQL). A batch costs one round trip and
+        one commit; SQLAlchemy's per-row parameter handling cost more client CPU than the
+        insert itself. Small batches use a multi-row VALUES (one prepared statement per
+        size), large ones four arrays through ``unnest`` (no parameter-count limit)."""
+        dbapi = conn.connection.driver_connection
+        assert dbapi is not None
+        if not self._pg:
+            # The connection is in autocommit mode, where executemany would commit (and on
+            # disk sync) every row: the batch is one explicit transaction instead.
+            cur = dbapi.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    cur.executemany(_SQLITE_INSERT, rows)
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+            finally:
+                cur.close()
+            return
+        n = len(rows)
+        args: list[Any]
+        if n <= _PG_VALUES_MAX_ROWS:
+            sql = _PG_INSERT_VALUES + ",".join(("(%b,%b,%b,%b)",) * n)
+            args = [v for r in rows for v in r]
+        else:
+            sql = _PG_INSERT_UNNEST
+            args = [list(col) for col in zip(*rows, strict=True)]
+        with dbapi.cursor() as cur:
+            cur.execute(sql, args, prepare=n <= _PG_VALUES_MAX_ROWS or None)
 
     def _head(self, conn: Connection) -> tuple[int, bytes]:
         head = conn.execute(
@@ -417,15 +631,15 @@ class AuditLog:
                     entry = canonical(body)
                     leaf = leaf_hash(entry.encode("utf-8"))
                     prev = chain(prev, leaf)
-                    rows.append({"seq": seq, "entry": entry, "leaf_hash": leaf, "chain_hash": prev})
+                    rows.append((seq, entry, leaf, prev))
                     p.seq = seq
-                conn.execute(insert(ENTRY_T), rows)
+                self._insert(conn, rows)
                 self._cached_head = (seq, prev)
                 self.stats["batches"] += 1
                 self.stats["entries"] += len(rows)
                 error = None
                 break
-            except IntegrityError as exc:  # another writer took these sequence numbers
+            except self._integrity_errors as exc:  # another writer took these sequence numbers
                 self._cached_head = None
                 self.stats["retries"] += 1
                 error = exc
@@ -506,30 +720,47 @@ class AuditLog:
     def rows(self, batch: int = 20000) -> Iterator[StoredRow]:
         """Every stored row in sequence order, streamed, with the entry as the UTF-8 bytes
         the database holds (converted by the database, not re-encoded here)."""
-        as_bytes = "convert_to(entry, 'UTF8')" if self._pg else "CAST(entry AS BLOB)"
-        sql = f"SELECT seq, {as_bytes}, leaf_hash, chain_hash FROM audit_entries ORDER BY seq"
-        # Straight from the driver: verification reads every row, and wrapping each in a
-        # SQLAlchemy Row costs more than hashing it.
-        raw = self.engine.raw_connection()
-        try:
-            dbapi = raw.driver_connection
-            assert dbapi is not None
-            # On PostgreSQL a server-side cursor streams instead of loading the whole log.
-            cur = dbapi.cursor(name=f"audit_rows_{id(self)}") if self._pg else dbapi.cursor()
-            cur.execute(sql)
-            while True:
-                chunk = cur.fetchmany(batch)
-                if not chunk:
-                    break
-                yield from starmap(StoredRow, chunk)
-            cur.close()
-        finally:
-            raw.close()
+        return starmap(StoredRow, self._raw_rows(batch))
 
-    def verify(self, public_key: Ed25519PublicKey | None = None) -> VerifyReport:
+    def _raw_rows(self, batch: int = 20000) -> Iterator[RowTuple]:
+        return _stream_rows(self.engine, batch)
+
+    def verify(
+        self, public_key: Ed25519PublicKey | None = None, *, workers: int = 1
+    ) -> VerifyReport:
+        """Check the whole log; ``workers`` > 1 splits the row checks over processes
+        (same result and the same first problem as one process; ADR 0077)."""
         if public_key is None and self.signing_key is not None:
             public_key = self.signing_key.public_key()
-        return verify_rows(self.rows(), self.checkpoints(), public_key)
+        cps = self.checkpoints()
+        url = self.engine.url
+        in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        if workers <= 1 or in_memory:
+            return verify_rows(self._raw_rows(), cps, public_key)
+        cps = sorted(cps, key=lambda c: c.tree_size)
+        bad = _bad_signature(cps, public_key)
+        if bad is not None:
+            return bad
+        with self.engine.connect() as conn:
+            top = int(
+                conn.execute(text("SELECT coalesce(max(seq), 0) FROM audit_entries")).scalar_one()
+            )
+        if top < PARALLEL_MIN_ROWS:
+            return verify_rows(self._raw_rows(), cps, public_key)
+        bounds = [top * k // workers for k in range(workers)]
+        ranges = [(bounds[k], bounds[k + 1] if k + 1 < workers else None) for k in range(workers)]
+        url_s = url.render_as_string(hide_password=False)
+        # fork: the workers need nothing but the URL; each opens its own connection.
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.starmap(_walk_range, [(url_s, lo, hi) for lo, hi in ranges])
+        leaves: list[bytes] = []
+        problem: Problem | None = None
+        for prob, blob in parts:
+            leaves.extend([blob[i : i + 32] for i in range(0, len(blob), 32)])
+            if prob is not None:
+                problem = prob
+                break
+        return _check_tree(leaves, problem, cps)
 
     def entry(self, seq: int) -> dict[str, Any]:
         with self.engine.connect() as conn:

@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument(
         "--public-key", default=None, help="base64 public key to trust (default: --key's)"
     )
+    v.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes that check the rows (same report; worth it for large logs)",
+    )
     v.set_defaults(func=run_verify)
 
     pr = asub.add_parser("proof", help="print an inclusion proof for entry ID (JSON)")
@@ -95,7 +101,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
     log = _log(args)
     pub = load_public_b64(args.public_key) if args.public_key else None
-    report = log.verify(pub)
+    report = log.verify(pub, workers=max(1, args.workers))
     out = {
         "ok": report.ok,
         "entries": report.entries,

@@ -45,6 +45,10 @@ class CedarRule:
     policy_id: str
     effect: str
     text: str
+    actions: tuple[str, ...] = ()  # the action values the rule's scope names; () = every action
+
+    def applies_to(self, action: str) -> bool:
+        return not self.actions or action in self.actions
 
 
 def permit_conditions(pol: PolicyFile, p: Permit) -> list[str]:
@@ -129,7 +133,7 @@ def compile_policies(policies: Iterable[PolicyFile]) -> tuple[str, list[CedarRul
                 f"permit(principal, {_actions(p.actions)}, resource)\nwhen {{\n  {body}\n}};"
             )
             chunks.append(text)
-            rules.append(CedarRule(p.id, pol.policy.id, "permit", text))
+            rules.append(CedarRule(p.id, pol.policy.id, "permit", text, tuple(p.actions)))
         for f in pol.forbid:
             body = " &&\n  ".join(forbid_conditions(pol, f))
             text = (
@@ -137,5 +141,5 @@ def compile_policies(policies: Iterable[PolicyFile]) -> tuple[str, list[CedarRul
                 f"forbid(principal, {_actions(f.actions)}, resource)\nwhen {{\n  {body}\n}};"
             )
             chunks.append(text)
-            rules.append(CedarRule(f.id, pol.policy.id, "forbid", text))
+            rules.append(CedarRule(f.id, pol.policy.id, "forbid", text, tuple(f.actions)))
     return "\n\n".join(chunks) + "\n", rules

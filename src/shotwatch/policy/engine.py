@@ -8,6 +8,7 @@ this module only builds Cedar's entities and maps its reasons back to rule ids.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -79,13 +80,27 @@ class PolicyEngine:
         self.policies = list(policies)
         self._by_id = {p.policy.id: p for p in self.policies}
         self.cedar_text, self.rules = compile_policies(self.policies)
-        # One Cedar policy set per policy file: a resource is governed by exactly one file,
-        # and evaluating only its rules keeps a decision well under a millisecond.
-        self._sets: dict[str, tuple[cedarpy.PolicySet, dict[str, CedarRule]]] = {}
+        # One Cedar policy set per policy file and action: a resource is governed by exactly
+        # one file, and a rule whose scope names other actions can neither fire nor fail for
+        # this one, so leaving it out changes no decision and keeps evaluation short.
+        self._sets: dict[tuple[str, str], tuple[cedarpy.PolicySet, dict[str, CedarRule]]] = {}
         for pol in self.policies:
-            text, rules = compile_policies([pol])
-            rule_of = {f"policy{i}": r for i, r in enumerate(rules)}
-            self._sets[pol.policy.id] = (cedarpy.PolicySet.from_str(text), rule_of)
+            _, rules = compile_policies([pol])
+            for act in Action:
+                mine = [r for r in rules if r.applies_to(act.spec.value)]
+                text = "\n\n".join(r.text for r in mine) + "\n"
+                rule_of = {f"policy{i}": r for i, r in enumerate(mine)}
+                self._sets[(pol.policy.id, act.spec.value)] = (
+                    cedarpy.PolicySet.from_str(text),
+                    rule_of,
+                )
+        # Cedar entities are parsed once per actor (the Actor value is its version: a transfer,
+        # a new grant or training changes it, so a stale entry can never be used) and once per
+        # actor and resource; parsing entity JSON cost more than the decision itself.
+        self._actor_entities = lru_cache(maxsize=4096)(self._build_actor_entities)
+        self._entities = lru_cache(maxsize=16384)(self._build_entities)
+        # Denials' plain-English explanation depends only on file, action, role and errors.
+        self._explain = lru_cache(maxsize=4096)(self._explain_by_id)
 
     def policy(self, policy_id: str) -> PolicyFile | None:
         return self._by_id.get(policy_id)
@@ -101,37 +116,7 @@ class PolicyEngine:
         age_s = 0
         if resource.created_at_s is not None:
             age_s = max(0, int(context.now_s - resource.created_at_s))
-        res_attrs: dict[str, object] = {
-            "policy": resource.policy,
-            "kind": resource.kind,
-            "command": resource.command,
-            "flags": sorted(resource.flags),
-            "subject_category": resource.subject_category,
-        }
-        for k, v in resource.attrs.items():
-            if k not in res_attrs:
-                res_attrs[k] = bool(v)
-        entities = [
-            {
-                "uid": {"type": "User", "id": actor.user_id},
-                "attrs": {
-                    "agency": actor.agency,
-                    "role": actor.role,
-                    "rank": actor.rank,
-                    "command": actor.command,
-                    "bureau": actor.bureau,
-                    "active": actor.active,
-                    "access": sorted(actor.access),
-                    "trained": sorted(actor.trained),
-                },
-                "parents": [],
-            },
-            {
-                "uid": {"type": "Resource", "id": resource.resource_id},
-                "attrs": res_attrs,
-                "parents": [],
-            },
-        ]
+        entities = self._entities(actor, _resource_key(resource))
         request = {
             "principal": {"type": "User", "id": actor.user_id},
             "action": {"type": "Action", "id": value},
@@ -147,9 +132,12 @@ class PolicyEngine:
                 "privacy_officer_approval": context.privacy_officer_approval,
             },
         }
-        policy_set, rule_of = self._sets[pol.policy.id]
+        policy_set, rule_of = self._sets[(pol.policy.id, value)]
         result = cedarpy.is_authorized(request, policy_set, entities)
-        fired = [rule_of[r] for r in result.diagnostics.reasons if r in rule_of]
+        # Cedar reports the satisfied policies in no fixed order: list them in the policy
+        # file's order, so the same request always records the same rules.
+        reasons = sorted((r for r in result.diagnostics.reasons if r in rule_of), key=_policy_index)
+        fired = [rule_of[r] for r in reasons]
         errors = list(result.diagnostics.errors)
         ids = tuple(r.rule_id for r in fired)
         if result.allowed:
@@ -159,18 +147,91 @@ class PolicyEngine:
             reason = "forbidden by " + "; ".join(f"{r.rule_id}" for r in forbids)
             return Decision(False, tuple(r.rule_id for r in forbids), reason, value, pol.policy.id)
         return Decision(
-            False, (), self._explain_no_permit(pol, act, actor, errors), value, pol.policy.id
+            False,
+            (),
+            self._explain(pol.policy.id, act, actor.role, tuple(errors)),
+            value,
+            pol.policy.id,
         )
 
-    def _explain_no_permit(
-        self, pol: PolicyFile, action: Action, actor: Actor, errors: list[str]
+    @staticmethod
+    def _build_actor_entities(actor: Actor) -> cedarpy.Entities:
+        return cedarpy.Entities.from_json_str(json.dumps([user_entity(actor)]))
+
+    def _build_entities(self, actor: Actor, resource_key: _ResourceKey) -> cedarpy.Entities:
+        delta = json.dumps([resource_entity(resource_key)])
+        return self._actor_entities(actor).with_added_json_str(delta)
+
+    def _explain_by_id(
+        self, policy_id: str, action: Action, role: str, errors: tuple[str, ...]
     ) -> str:
-        candidates = [p for p in pol.permits_for(action) if actor.role in p.roles]
+        return self._explain_no_permit(self._by_id[policy_id], action, role, list(errors))
+
+    def _explain_no_permit(
+        self, pol: PolicyFile, action: Action, role: str, errors: list[str]
+    ) -> str:
+        candidates = [p for p in pol.permits_for(action) if role in p.roles]
         if not candidates:
-            return f"no rule of {pol.policy.id} grants {action.spec.value!r} to role {actor.role!r}"
+            return f"no rule of {pol.policy.id} grants {action.spec.value!r} to role {role!r}"
         names = ", ".join(f"{p.id} (requires {requirements_text(pol, p)})" for p in candidates)
         extra = f"; engine errors: {errors}" if errors else ""
         return f"conditions not met for {names}{extra}"
+
+
+def _policy_index(cedar_id: str) -> int:
+    """``policy12`` -> 12: Cedar numbers policies in the order of the policy text."""
+    return int(cedar_id.removeprefix("policy"))
+
+
+_ResourceKey = tuple[str, str, str, str, frozenset[str], str, tuple[tuple[str, bool], ...]]
+
+
+def _resource_key(resource: Resource) -> _ResourceKey:
+    """Everything of a resource that goes into its Cedar entity, hashable."""
+    return (
+        resource.resource_id,
+        resource.policy,
+        resource.kind,
+        resource.command,
+        resource.flags,
+        resource.subject_category,
+        tuple(sorted((k, bool(v)) for k, v in resource.attrs.items())),
+    )
+
+
+def user_entity(actor: Actor) -> dict[str, object]:
+    """The Cedar entity of the principal (shapes in :mod:`shotwatch.policy.cedar`)."""
+    return {
+        "uid": {"type": "User", "id": actor.user_id},
+        "attrs": {
+            "agency": actor.agency,
+            "role": actor.role,
+            "rank": actor.rank,
+            "command": actor.command,
+            "bureau": actor.bureau,
+            "active": actor.active,
+            "access": sorted(actor.access),
+            "trained": sorted(actor.trained),
+        },
+        "parents": [],
+    }
+
+
+def resource_entity(key: _ResourceKey) -> dict[str, object]:
+    """The Cedar entity of the resource; rule-named boolean attributes never shadow the
+    fixed ones."""
+    resource_id, policy, kind, command, flags, subject_category, attrs = key
+    res_attrs: dict[str, object] = {
+        "policy": policy,
+        "kind": kind,
+        "command": command,
+        "flags": sorted(flags),
+        "subject_category": subject_category,
+    }
+    for k, v in attrs:
+        if k not in res_attrs:
+            res_attrs[k] = v
+    return {"uid": {"type": "Resource", "id": resource_id}, "attrs": res_attrs, "parents": []}
 
 
 def requirements_text(pol: PolicyFile, p: object) -> str:

@@ -106,6 +106,7 @@ class SensorPipeline:
         scorer: Scorer = impulsiveness_score,
         search_log_head: Callable[[], str] = lambda: "",
         disk_bytes: Callable[[], int] | None = None,
+        picker_chunk_s: float = 0.25,
     ) -> None:
         self.signer = signer
         self.emit = emit
@@ -118,6 +119,12 @@ class SensorPipeline:
         self.scorer = scorer
         self.search_log_head = search_log_head
         self.disk_bytes = disk_bytes
+        # Audio reaches the picker in chunks of at least this length: its cost is mostly per
+        # call (filter set-up, detection bookkeeping), and its picks do not depend on the
+        # chunking. A pick waits up to this long, well inside the snippet's post-roll wait.
+        self.picker_chunk_s = picker_chunk_s
+        self._pick_inbox: list[np.ndarray] = []
+        self._pick_inbox_n = 0
         self.stats = PipelineStats()
         self._sr = 0
         self._picker: StreamingPicker | None = None
@@ -137,6 +144,7 @@ class SensorPipeline:
         self._sr = block.sample_rate_hz
         self._picker = StreamingPicker(self.picker_config(self._sr), start_s=block.t0_s)
         self._ring = _BlockRing()
+        self._pick_inbox, self._pick_inbox_n = [], 0
         self._stream_t0 = block.t0_s
         if self._noise is None or self._noise.sample_rate_hz != self._sr:
             self._noise = NoiseTracker(self._sr)
@@ -145,6 +153,7 @@ class SensorPipeline:
     def _finish_stream(self) -> None:
         if self._picker is None:
             return
+        self._feed_picker()
         self._pending.extend(self._picker.flush())
         self._emit_ready(final=True)
         self._picker = None
@@ -173,17 +182,30 @@ class SensorPipeline:
         assert self._noise is not None and self._picker is not None
         self._noise.update(block.samples)
         self._ring.append(block.samples)
-        picks = self._picker.feed(block.samples.astype(np.float32) / 32768.0)
-        self.stats.picks += len(picks)
-        self._pending.extend(picks)
+        self._pick_inbox.append(block.samples)
+        self._pick_inbox_n += block.samples.size
+        if self._pick_inbox_n >= self.picker_chunk_s * self._sr:
+            self._feed_picker()
         self._emit_ready(final=False, clock_error_s=block.clock_error_s)
-        keep = round((self.pre_s + self.post_s + 0.5) * self._sr)
+        keep = round((self.pre_s + self.post_s + 0.5 + self.picker_chunk_s) * self._sr)
         first_needed = self._ring.end - keep
         for p in self._pending:
             first_needed = min(first_needed, self._snippet_start(p))
         self._ring.trim_before(first_needed)
         if block.end_s >= self._next_heartbeat_s:
             self.heartbeat(block.end_s)
+
+    def _feed_picker(self) -> None:
+        """Hand the gathered audio to the picker and queue the picks it completes."""
+        if not self._pick_inbox_n or self._picker is None:
+            return
+        box = self._pick_inbox
+        x = box[0] if len(box) == 1 else np.concatenate(box)
+        self._pick_inbox, self._pick_inbox_n = [], 0
+        # int16 / 2**15 is exact in float64, the dtype the picker works in: one conversion.
+        picks = self._picker.feed(x * (1.0 / 32768.0))
+        self.stats.picks += len(picks)
+        self._pending.extend(picks)
 
     def close(self, now_s: float | None = None) -> None:
         """End of input: report the picks still waiting, commit the buffer."""

@@ -57,16 +57,47 @@ def impulsiveness_score(snippet: np.ndarray, sample_rate_hz: int, onset_index: i
     return float(np.clip((s_contrast + s_rise + s_decay) / 3.0, 0.0, 1.0))
 
 
+def _analysis_window(
+    snippet: np.ndarray, sample_rate_hz: int, onset_index: int
+) -> tuple[np.ndarray, int]:
+    """The snippet resampled to the analysis rate, cut to what the pulse features read
+    (``PRE_S`` before to ``POST_S`` after the onset, plus the resampling filter's reach), and
+    the onset's index in it. The cut starts on a multiple of the decimation factor, so every
+    kept output sample is computed from exactly the same input samples and filter phase as
+    when the whole snippet is resampled: the features are the same (tested)."""
+    from fractions import Fraction
+
+    from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, resample
+    from shotwatch.classification.features import POST_S, PRE_S
+
+    x = np.asarray(snippet, dtype=np.float64) / 32768.0
+    onset = round(onset_index / sample_rate_hz * ANALYSIS_RATE_HZ)
+    sr = int(sample_rate_hz)
+    if sr == ANALYSIS_RATE_HZ:
+        return x, onset
+    ratio = Fraction(ANALYSIS_RATE_HZ, sr).limit_denominator(1000)
+    up, down = ratio.numerator, ratio.denominator
+    # scipy's resample_poly filter spans 10 * max(up, down) upsampled samples each side.
+    reach = -(-10 * max(up, down) // up) + 2 * down
+    lo_out = onset - round(PRE_S * ANALYSIS_RATE_HZ)
+    hi_out = onset + round(POST_S * ANALYSIS_RATE_HZ)
+    lo_in = (lo_out * down) // up - reach
+    hi_in = -(-hi_out * down // up) + reach
+    if lo_in <= 0 and hi_in >= x.size:
+        return resample(x, float(sample_rate_hz), ANALYSIS_RATE_HZ), onset
+    lo_in = max(0, lo_in // down * down)
+    hi_in = x.size if hi_in >= x.size else hi_in
+    y = resample(x[lo_in:hi_in], float(sample_rate_hz), ANALYSIS_RATE_HZ)
+    offset = lo_in // down * up
+    return y, onset - offset
+
+
 def classifier_score(snippet: np.ndarray, sample_rate_hz: int, onset_index: int) -> float:
     """Gunfire probability of the impulse at ``onset_index`` (issue 3's pulse model)."""
-    from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, resample
     from shotwatch.classification.model import default_model
     from shotwatch.classification.pulse import features_at
 
-    x = np.asarray(snippet, dtype=np.float64) / 32768.0
-    if sample_rate_hz != ANALYSIS_RATE_HZ:
-        x = resample(x, float(sample_rate_hz), ANALYSIS_RATE_HZ)
-    onset = round(onset_index / sample_rate_hz * ANALYSIS_RATE_HZ)
+    x, onset = _analysis_window(snippet, sample_rate_hz, onset_index)
     # Only the calibrated probability: the label breakdown is the server's business.
     return float(default_model().probability(features_at(x, [onset]))[0])
 
