@@ -14,8 +14,8 @@ pulses of a real shot. Few sensors make exhaustive hypothesis testing cheap inst
    predicts: a sensor agrees when one of its free picks lies within ``[-tol, tol + late]``
    (late side wider: non-line-of-sight paths only ever delay). Per sensor the earliest
    agreeing pick is kept (echoes come later).
-3. **Greedy, best supported first.** The hypothesis with the most agreeing sensors (ties: the
-   loudest, i.e. the largest summed SNR of the members, then the earliest) is located with
+3. **Greedy, loudest first.** The hypothesis with at least three agreeing sensors and the
+   largest summed SNR of its members (ties: the earliest) is located with
    the product's robust solver, its membership re-checked against the located source, and
    accepted; its picks are consumed and support is recomputed. Each hypothesis is tried at
    most once.
@@ -178,12 +178,14 @@ class FewSensorGrouper:
                 first = cols[np.argmax(okj, axis=1)]
                 loud[:, j] = np.where(per[:, j], snr[first], 0.0)
             count = np.where(alive, per.sum(axis=1), -1)
-            best_c = int(count.max())
-            if best_c < self.min_sensors:
+            cand = np.flatnonzero(count >= self.min_sensors)
+            if not cand.size:
                 break
-            cand = np.flatnonzero(count == best_c)
-            # Among equally supported sets the loudest: a direct arrival is nearly always the
-            # strongest impulse of its group at a sensor, echoes and chance picks are weaker.
+            # The loudest consistent set first (summed SNR of each sensor's earliest agreeing
+            # pick): a direct arrival is nearly always the strongest impulse of its group at a
+            # sensor, while echoes, chance picks and far-away chance alignments are weaker. A
+            # plain count lets a far source, whose hyperbolae are nearly parallel, collect
+            # agreeing echoes from every sensor before the real shot is tried.
             score = loud[cand].sum(axis=1)
             k = int(cand[np.lexsort((ho[cand], -score))[0]])
             alive[k] = False
