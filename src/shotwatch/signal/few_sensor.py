@@ -21,8 +21,9 @@ pulses of a real shot. Few sensors make exhaustive hypothesis testing cheap inst
    most once.
 4. **Evidence against chance sets.** A set heard only in the reverberation tail of a shot
    already accepted must land near that shot (another round from the same gun) or be
-   rejected: echoes are mutually consistent only by chance. A set heard by fewer sensors than
-   half of those closer to it that reported nothing at all is rejected too.
+   rejected: echoes are mutually consistent only by chance. A set is rejected too when the
+   sensors closer to it than its farthest member that recorded nothing near their predicted
+   arrival number at least its members minus one.
 
 No ground truth and no per-file parameter is used: the early tolerance is the association
 setting; the late side is widened to :data:`NLOS_LATE_S` (ADR 0022).
@@ -46,7 +47,8 @@ MAX_SENSORS = 12
 #: Late side of the agreement window for recordings (non-line-of-sight excess delay). Urban
 #: diffraction around buildings delays a direct arrival by tens of milliseconds; with four
 #: to six sensors a set cannot afford to lose such a sensor. Chosen by leave-one-firing-
-#: position-out cross-validation over {8, 20, 35, 50} ms on Pittsburgh (every fold chose 35).
+#: position-out cross-validation over {8, 20, 35, 50} ms on Pittsburgh (five of six folds
+#: chose 35, one tied 20/35; bench/locate_from_audio.py --cv-late).
 NLOS_LATE_S = 0.035
 #: Another round from the same gun lands within this distance (or 3x its uncertainty) of the
 #: shot whose echo tail it sits in.
