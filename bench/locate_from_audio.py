@@ -7,7 +7,13 @@ surveyed position count as located; the rest are spurious. Target: >= 95 % of sh
 >= 90 % within 15 m.
 
     PYTHONPATH=src python3 bench/locate_from_audio.py --data /work/shared/data/pittsburgh-2018
-    PYTHONPATH=src python3 bench/locate_from_audio.py --data ... --vendor-grouping
+    PYTHONPATH=src python3 bench/locate_from_audio.py --data ... --vendor-grouping --cv-late \
+        --out bench/results/locate_from_audio.json
+
+``--cv-late`` checks the one data-chosen constant of the few-sensor grouping (the late side
+of its agreement window, ``shotwatch.signal.few_sensor.NLOS_LATE_S``) by leave-one-firing-
+position-out cross-validation: for each firing position the value that locates most shots on
+the other five is chosen, and the held-out position is scored with it.
 
 ``--vendor-grouping`` separates picking from association: each shot's pulses are grouped by
 the vendor's nlos-tuples.json (perfect association) and located by the product's solver,
@@ -92,6 +98,63 @@ def vendor_grouping(data: Path) -> dict[str, Any]:
     return out
 
 
+CV_LATES_S = (0.008, 0.02, 0.035, 0.05)
+
+
+def cv_late(data: Path) -> dict[str, Any]:
+    """Leave-one-firing-position-out choice of the few-sensor late window (evaluation only)."""
+    from shotwatch.core.acoustics import speed_of_sound_mps
+    from shotwatch.core.settings import Settings
+    from shotwatch.io.audio_pulses import pulses_from_audio_dir
+    from shotwatch.io.pittsburgh import read_test
+    from shotwatch.signal.few_sensor import FewSensorGrouper
+
+    settings = Settings()
+    # located[fp][late] = (located, fired)
+    located: dict[str, dict[float, list[int]]] = defaultdict(
+        lambda: {v: [0, 0] for v in CV_LATES_S}
+    )
+    for test_dir in sorted(p for p in data.glob("FP*/test_*") if p.is_dir()):
+        ap = pulses_from_audio_dir(test_dir)
+        temp = ap.temperature_c
+        if temp is None:
+            w = read_test(test_dir).weather
+            temp = w.temperature_c if w else None
+        c = speed_of_sound_mps(
+            temp if temp is not None else settings.location.default_temperature_c
+        )
+        survey = json.loads(next(test_dir.glob("*.survey.json")).read_text())
+        sx, sy = survey["survey_location"]["x"], survey["survey_location"]["y"]
+        rounds = int(survey["num_rounds"])
+        fp = test_dir.parent.name
+        for late in CV_LATES_S:
+            shots = FewSensorGrouper(ap.sensors, c, settings, late_s=late).run(ap.pulses)
+            good = sum(1 for s in shots if math.hypot(s.x_m - sx, s.y_m - sy) <= SPURIOUS_M)
+            located[fp][late][0] += min(good, rounds)
+            located[fp][late][1] += rounds
+    folds: dict[str, Any] = {}
+    held_loc = held_fired = 0
+    for fp in sorted(located):
+        others = [f for f in located if f != fp]
+        best = max(CV_LATES_S, key=lambda v: sum(located[f][v][0] for f in others))
+        loc, fired = located[fp][best]
+        held_loc += loc
+        held_fired += fired
+        folds[fp] = {"chosen_late_s": best, "held_out_located_share": round(loc / fired, 4)}
+    return {
+        "grid_late_s": list(CV_LATES_S),
+        "located_share_by_late": {
+            str(v): round(
+                sum(located[f][v][0] for f in located) / sum(located[f][v][1] for f in located),
+                4,
+            )
+            for v in CV_LATES_S
+        },
+        "folds": folds,
+        "held_out_located_share": round(held_loc / max(held_fired, 1), 4),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="pittsburgh-2018 folder")
@@ -101,6 +164,12 @@ def main() -> None:
         action="store_true",
         help="also locate with the vendor's pulse grouping (picking vs association)",
     )
+    ap.add_argument(
+        "--cv-late",
+        action="store_true",
+        help="leave-one-firing-position-out check of the few-sensor late window",
+    )
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(root / "src"))
@@ -159,7 +228,13 @@ def main() -> None:
     }
     if args.vendor_grouping:
         out["vendor_grouping"] = vendor_grouping(args.data)
-    print(json.dumps(out, indent=2))
+    if args.cv_late:
+        out["cv_late"] = cv_late(args.data)
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -14,15 +14,16 @@ pulses of a real shot. Few sensors make exhaustive hypothesis testing cheap inst
    predicts: a sensor agrees when one of its free picks lies within ``[-tol, tol + late]``
    (late side wider: non-line-of-sight paths only ever delay). Per sensor the earliest
    agreeing pick is kept (echoes come later).
-3. **Greedy, best supported first.** The hypothesis with the most agreeing sensors (ties: the
-   loudest, i.e. the largest summed SNR of the members, then the earliest) is located with
+3. **Greedy, loudest first.** The hypothesis with at least three agreeing sensors and the
+   largest summed SNR of its members (ties: the earliest) is located with
    the product's robust solver, its membership re-checked against the located source, and
    accepted; its picks are consumed and support is recomputed. Each hypothesis is tried at
    most once.
 4. **Evidence against chance sets.** A set heard only in the reverberation tail of a shot
    already accepted must land near that shot (another round from the same gun) or be
-   rejected: echoes are mutually consistent only by chance. A set heard by fewer sensors than
-   half of those closer to it that reported nothing at all is rejected too.
+   rejected: echoes are mutually consistent only by chance. A set is rejected too when the
+   sensors closer to it than its farthest member that recorded nothing near their predicted
+   arrival number at least its members minus one.
 
 No ground truth and no per-file parameter is used: the early tolerance is the association
 setting; the late side is widened to :data:`NLOS_LATE_S` (ADR 0022).
@@ -46,7 +47,8 @@ MAX_SENSORS = 12
 #: Late side of the agreement window for recordings (non-line-of-sight excess delay). Urban
 #: diffraction around buildings delays a direct arrival by tens of milliseconds; with four
 #: to six sensors a set cannot afford to lose such a sensor. Chosen by leave-one-firing-
-#: position-out cross-validation over {8, 20, 35, 50} ms on Pittsburgh (every fold chose 35).
+#: position-out cross-validation over {8, 20, 35, 50} ms on Pittsburgh (five of six folds
+#: chose 35, one tied 20/35; bench/locate_from_audio.py --cv-late).
 NLOS_LATE_S = 0.035
 #: Another round from the same gun lands within this distance (or 3x its uncertainty) of the
 #: shot whose echo tail it sits in.
@@ -178,12 +180,14 @@ class FewSensorGrouper:
                 first = cols[np.argmax(okj, axis=1)]
                 loud[:, j] = np.where(per[:, j], snr[first], 0.0)
             count = np.where(alive, per.sum(axis=1), -1)
-            best_c = int(count.max())
-            if best_c < self.min_sensors:
+            cand = np.flatnonzero(count >= self.min_sensors)
+            if not cand.size:
                 break
-            cand = np.flatnonzero(count == best_c)
-            # Among equally supported sets the loudest: a direct arrival is nearly always the
-            # strongest impulse of its group at a sensor, echoes and chance picks are weaker.
+            # The loudest consistent set first (summed SNR of each sensor's earliest agreeing
+            # pick): a direct arrival is nearly always the strongest impulse of its group at a
+            # sensor, while echoes, chance picks and far-away chance alignments are weaker. A
+            # plain count lets a far source, whose hyperbolae are nearly parallel, collect
+            # agreeing echoes from every sensor before the real shot is tried.
             score = loud[cand].sum(axis=1)
             k = int(cand[np.lexsort((ho[cand], -score))[0]])
             alive[k] = False
