@@ -107,16 +107,23 @@ class Examples:
     X: list[np.ndarray] = field(default_factory=list)
     family: list[str] = field(default_factory=list)
     group: list[str] = field(default_factory=list)
+    #: Which clip each row came from: the issue's targets are per clip (a clip is flagged when
+    #: any impulse in it is), so the threshold is chosen on clip-level rates.
+    clip: list[str] = field(default_factory=list)
 
-    def add(self, feats: np.ndarray, family: str, group: str) -> None:
+    def add(self, feats: np.ndarray, family: str, group: str, clip: str = "") -> None:
         for row in np.atleast_2d(feats):
             self.X.append(row)
             self.family.append(family)
             self.group.append(group)
+            self.clip.append(clip or f"{family}-{len(self.clip)}")
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         X = np.vstack(self.X) if self.X else np.zeros((0, len(FEATURE_NAMES)))
         return X, np.array(self.family), np.array(self.group)
+
+    def clips(self) -> np.ndarray:
+        return np.array(self.clip)
 
 
 def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -133,12 +140,19 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def real_gunshot_examples(
-    recs: list[Recording], ex: Examples, rng: np.random.Generator, n_aug: int = 1
+    recs: list[Recording],
+    ex: Examples,
+    rng: np.random.Generator,
+    n_aug: int = 1,
+    guard_after_s: float = GUARD_AFTER_S,
 ) -> int:
     """Features of the detected impulse at each labelled shot pulse (plus augmented copies);
-    returns how many labelled pulses the impulse finder missed."""
+    returns how many labelled pulses the impulse finder missed.
+
+    Background negatives are detector events at least ``GUARD_S`` before and ``guard_after_s``
+    after every reported pulse, grouped into 2-s clips (one clip id per 2 s of recording)."""
     missed = 0
-    for rec in recs:
+    for r_i, rec in enumerate(recs):
         for k in range(1 + n_aug):
             x = rec.x if k == 0 else augment(rec.x, rng)
             if k > 0 and rng.random() < 0.5:  # bury in more real noise from another sensor
@@ -157,12 +171,17 @@ def real_gunshot_examples(
                     chosen.append(imps[int(np.argmin(np.abs(times - s)))].index)
                 elif k == 0:
                     missed += 1
-            if chosen:
-                ex.add(features_at(x, sorted(set(chosen))), "real_gunshot", rec.fp)
+            for j, idx in enumerate(sorted(set(chosen))):
+                ex.add(features_at(x, [idx]), "real_gunshot", rec.fp, f"g{r_i}-{k}-{j}")
             # Background negatives: detector events far from every reported pulse.
-            bg = [i.index for i in imps if rec.is_background(i.t_s)]
-            if bg:
-                ex.add(features_at(x, bg), "real_background", rec.fp)
+            bg = [
+                i
+                for i in imps
+                if all(not (p - GUARD_S <= i.t_s <= p + guard_after_s) for p in rec.pulse_s)
+            ]
+            for i in bg:
+                clip = f"b{r_i}-{k}-{int(i.t_s // 2.0)}"
+                ex.add(features_at(x, [i.index]), "real_background", rec.fp, clip)
     return missed
 
 
@@ -184,8 +203,12 @@ def mix_synthetic(
     clip_s: float = 2.0,
     onset_s: float = 0.4,
     snr_db: tuple[float, float] = (6.0, 45.0),
+    full_scale_clip: float = 0.0,
 ) -> np.ndarray:
-    """A ``clip_s`` clip of real background with a propagated ``family`` source at ``onset_s``."""
+    """A ``clip_s`` clip of real background with a propagated ``family`` source at ``onset_s``.
+
+    With probability ``full_scale_clip`` the mix is then driven into a recorder's full scale
+    (peak 1.2-20x over it, hard clipped), as a loud nearby source is recorded."""
     n = int(clip_s * ANALYSIS_RATE_HZ)
     bg = pool[int(rng.integers(len(pool)))]
     start = int(rng.integers(0, max(1, len(bg) - n)))
@@ -197,7 +220,10 @@ def mix_synthetic(
     ev[at : at + m] = src[:m]
     rms = float(np.sqrt(np.mean(noise**2))) + 1e-9
     gain = 10 ** (rng.uniform(*snr_db) / 20.0) * rms / (float(np.max(np.abs(ev))) + 1e-20)
-    return augment(noise + gain * ev, rng)
+    y = noise + gain * ev
+    if full_scale_clip > 0 and rng.random() < full_scale_clip:
+        y = np.clip(y * rng.uniform(1.2, 20.0) / (float(np.max(np.abs(y))) + 1e-20), -1.0, 1.0)
+    return augment(y, rng)
 
 
 def synthetic_examples(
@@ -206,11 +232,19 @@ def synthetic_examples(
     pool: list[np.ndarray],
     per_family: int,
     variant: str = "train",
+    *,
+    snr_db: tuple[float, float] = (6.0, 45.0),
+    full_scale_clip: float = 0.0,
 ) -> None:
+    """``per_family`` mixed clips of every synthetic family. The same level range and
+    clipping apply to every family, so loudness or clipping cannot stand in for the class."""
     for family in FAMILY_LABEL:
         positive = FAMILY_LABEL[family] == "gunshot"
-        for _ in range(per_family):
-            x = mix_synthetic(family, rng, pool, variant)
+        for n in range(per_family):
+            clip = f"{family}-{variant}-{n}"
+            x = mix_synthetic(
+                family, rng, pool, variant, snr_db=snr_db, full_scale_clip=full_scale_clip
+            )
             imps = find_impulses(x, ANALYSIS_RATE_HZ, threshold_db=TRIGGER_DB)
             inside = [i for i in imps if 0.39 <= i.t_s <= 1.6]
             if not inside:
@@ -218,6 +252,7 @@ def synthetic_examples(
             if positive:
                 first = min(inside, key=lambda i: abs(i.t_s - 0.4))
                 if abs(first.t_s - 0.4) <= MATCH_S:
-                    ex.add(features_at(x, [first.index]), family, f"synth-{variant}")
+                    ex.add(features_at(x, [first.index]), family, f"synth-{variant}", clip)
             else:
-                ex.add(features_at(x, [i.index for i in inside]), family, f"synth-{variant}")
+                feats = features_at(x, [i.index for i in inside])
+                ex.add(feats, family, f"synth-{variant}", clip)

@@ -31,27 +31,41 @@ from shotwatch.classification.features import FEATURE_NAMES
 from shotwatch.classification.model import GUNSHOT, MODEL_FILE, PulseModel
 from shotwatch.classification.synth import FAMILY_LABEL
 
-VERSION_PREFIX = "pulse-gbt"
+VERSION_PREFIX = "pulse-gbt2"
 LABELS = (GUNSHOT, "fireworks", "firecracker", "backfire", "door_slam", "knock", "impact", "other")
 #: Share of the total training weight per source (positives and negatives each sum to 1).
 POS_SHARE = {"real_gunshot": 0.6, "gunshot": 0.25, "gunshot_close": 0.15}
 NEG_REAL_BACKGROUND_SHARE = 0.3
-#: Out-of-fold false alarms allowed per negative source when choosing the threshold: half of
-#: the issue's per-clip target (a clip holds a few events); 5 % where the issue sets none.
-#: Real background gets the full 2 %: its "background" events include late hill echoes of the
-#: shots (2-4 s after them) that no label marks, so its measured rate is pessimistic.
-FA_BUDGET = {
+#: The issue's per-clip targets, as budgets on the rate of wrong decisions: false alarms for
+#: confusers, misses for gunfire (real Pittsburgh pulses; synthetic close-range gunfire stands
+#: in for "close-range recordings from other sources"). Sources the issue sets no target for
+#: (firecrackers, backfires, hammering, distant synthetic gunfire) are reported, not used:
+#: a firecracker pop is a small explosive blast, physically a gunshot in miniature, and
+#: incident fusion (ADR 0042) separates strings of them by cadence.
+CLIP_TARGET = {
+    "real_gunshot": 0.05,
+    "gunshot_close": 0.10,
     "real_background": 0.02,
-    "fireworks": 0.05,
-    "door_slam": 0.025,
-    "knock": 0.025,
-    "keys": 0.025,
-    "drawer": 0.025,
-    "speech": 0.01,
-    "cough": 0.01,
-    "laughter": 0.01,
-    "office": 0.01,
+    "fireworks": 0.10,
+    "door_slam": 0.05,
+    "knock": 0.05,
+    "keys": 0.05,
+    "drawer": 0.05,
+    "speech": 0.02,
+    "cough": 0.02,
+    "laughter": 0.02,
+    "office": 0.02,
 }
+#: Training-side background guard after each reported pulse: urban and hill echoes of a shot
+#: arrive 2-4 s after it (seen on FP1-FP2), and an echo of gunfire is gunfire sound, not
+#: background. Evaluation keeps the 2-s guard of ``classify_data.GUARD_AFTER_S``.
+TRAIN_GUARD_AFTER_S = 5.0
+#: Level of synthetic sources over the real background (dB, every family alike) and the share
+#: of clips driven into full-scale clipping: nearby gunfire is 40-70 dB over street noise and
+#: clips most recorders, and so do nearby door slams and knocks; giving every family the same
+#: range keeps loudness and clipping from standing in for the class.
+SYNTH_SNR_DB = (6.0, 65.0)
+SYNTH_FULL_SCALE_CLIP = 0.25
 
 
 def family_label(family: str) -> str:
@@ -85,9 +99,17 @@ def build_dataset(
     rng = np.random.default_rng(seed)
     recs = load_pittsburgh(data_dir, train_fps)
     ex = Examples()
-    missed = real_gunshot_examples(recs, ex, rng, n_aug=2)
+    missed = real_gunshot_examples(recs, ex, rng, n_aug=2, guard_after_s=TRAIN_GUARD_AFTER_S)
     pool = background_pool(recs)
-    synthetic_examples(ex, rng, pool, per_family, "train")
+    synthetic_examples(
+        ex,
+        rng,
+        pool,
+        per_family,
+        "train",
+        snr_db=SYNTH_SNR_DB,
+        full_scale_clip=SYNTH_FULL_SCALE_CLIP,
+    )
     info = {
         "train_fps": list(train_fps),
         "recordings": len(recs),
@@ -128,8 +150,48 @@ def export_trees(clf: GradientBoostingClassifier, X: np.ndarray) -> dict[str, np
     }
 
 
+def clip_rate(p: np.ndarray, clips: np.ndarray, th: float) -> float:
+    """Share of clips with any row at or above ``th``."""
+    if not p.size:
+        return 0.0
+    _, inv = np.unique(clips, return_inverse=True)
+    top = np.full(int(inv.max()) + 1, -np.inf)
+    np.maximum.at(top, inv, p)
+    return float(np.mean(top >= th))
+
+
+def choose_threshold(
+    p_oof: np.ndarray, fam: np.ndarray, clips: np.ndarray
+) -> tuple[float, list[dict[str, float]]]:
+    """The calibrated probability in [0.5, 0.99] (0.5 = even odds) that minimises the worst
+    out-of-fold ratio of error rate to the issue's budget over all targeted sources
+    (``CLIP_TARGET``; per clip, misses for gunfire and false alarms otherwise): no target is
+    given up for another. Ties go to the lower threshold."""
+    fams = sorted(set(fam.tolist()))
+    best, best_worst = 0.99, np.inf
+    curve = []
+    for th in np.round(np.arange(0.5, 0.9901, 0.01), 2):
+        rates = {f: clip_rate(p_oof[fam == f], clips[fam == f], float(th)) for f in fams}
+        worst = max(
+            ((1.0 - rates[f]) if family_label(f) == GUNSHOT else rates[f]) / t
+            for f, t in CLIP_TARGET.items()
+            if f in rates
+        )
+        curve.append(
+            {
+                "threshold": float(th),
+                "worst_ratio": round(worst, 3),
+                **{f: round(v, 4) for f, v in rates.items()},
+            }
+        )
+        if worst < best_worst - 1e-9:
+            best, best_worst = float(th), worst
+    return best, curve
+
+
 def fit(ex: Examples, seed: int) -> tuple[dict[str, np.ndarray], dict[str, object]]:
     X, fam, groups = ex.arrays()
+    clips = ex.clips()
     labels = np.array([family_label(f) for f in fam])
     y = (labels == GUNSHOT).astype(int)
     w = sample_weights(fam)
@@ -140,9 +202,13 @@ def fit(ex: Examples, seed: int) -> tuple[dict[str, np.ndarray], dict[str, objec
     # Out-of-fold raw scores for Platt calibration and for choosing the threshold.
     # Folds keep each real firing position whole (leave one position out), so the threshold
     # is chosen on positions the fold's model did not see; synthetic rows are spread at random.
+    # Synthetic clips go to a random fold whole (their impulses share one source).
     fps = sorted({g for g in groups if g.startswith("FP")})
     fold_rng = np.random.default_rng(seed)
-    fold = np.array([fps.index(g) % 4 if g in fps else int(fold_rng.integers(4)) for g in groups])
+    clip_fold = {c: int(fold_rng.integers(4)) for c in sorted(set(clips.tolist()))}
+    fold = np.array(
+        [fps.index(g) % 4 if g in fps else clip_fold[c] for g, c in zip(groups, clips, strict=True)]
+    )
     oof = np.zeros(len(y))
     for k in range(4):
         tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
@@ -167,24 +233,8 @@ def fit(ex: Examples, seed: int) -> tuple[dict[str, np.ndarray], dict[str, objec
         coef[j] = lab.coef_[i]
         inter[j] = lab.intercept_[i]
 
-    # Threshold: the lowest calibrated probability (never below 0.5, equal odds) at which the
-    # out-of-fold false-alarm rate of every negative source is within half of the issue's
-    # target for it (FA_BUDGET): chosen on the training positions only.
-    neg_fams = sorted({f for f in fam if family_label(f) != GUNSHOT})
-    threshold = 0.99
-    curve = []
-    for th in np.linspace(0.5, 0.99, 50):
-        fa = {f: float(np.mean(p_oof[fam == f] >= th)) for f in neg_fams}
-        rec = float(np.mean(p_oof[fam == "real_gunshot"] >= th))
-        curve.append(
-            {
-                "threshold": round(float(th), 3),
-                "real_recall": round(rec, 4),
-                **{f: round(v, 4) for f, v in fa.items() if v > 0},
-            }
-        )
-        if threshold == 0.99 and all(v <= FA_BUDGET.get(f, 0.05) for f, v in fa.items()):
-            threshold = float(th)
+    # Threshold: chosen on out-of-fold scores of the training positions only.
+    threshold, curve = choose_threshold(p_oof, fam, clips)
     arrays: dict[str, np.ndarray] = {
         "feature_names": np.array(FEATURE_NAMES),
         **tree_arrays,
@@ -200,7 +250,7 @@ def fit(ex: Examples, seed: int) -> tuple[dict[str, np.ndarray], dict[str, objec
     per_family = {
         str(f): {
             "n": int(np.count_nonzero(fam == f)),
-            "oof_flagged": round(float(np.mean(p_oof[fam == f] >= threshold)), 4),
+            "oof_clips_flagged": round(clip_rate(p_oof[fam == f], clips[fam == f], threshold), 4),
         }
         for f in sorted(set(fam))
     }
@@ -214,16 +264,34 @@ def fit(ex: Examples, seed: int) -> tuple[dict[str, np.ndarray], dict[str, objec
         "platt": [round(a, 4), round(b, 4)],
         "oof_per_family": per_family,
         "feature_importance_top10": importances[:10],
-        "oof_curve": curve[::5],
+        "clip_target": CLIP_TARGET,
+        "oof_clip_curve": curve[::5],
         "gbt_params": params,
     }
     return arrays, info
 
 
 def train(
-    data_dir: Path, train_fps: tuple[str, ...], seed: int, per_family: int
+    data_dir: Path,
+    train_fps: tuple[str, ...],
+    seed: int,
+    per_family: int,
+    cache: Path | None = None,
 ) -> tuple[PulseModel, dict[str, np.ndarray], dict[str, object]]:
-    ex, info = build_dataset(data_dir, train_fps, seed, per_family)
+    """Build the data set (or load it from ``cache``, an .npz written by an earlier run with
+    the same arguments) and fit."""
+    key = f"{','.join(train_fps)}|{seed}|{per_family}|{','.join(FEATURE_NAMES)}"
+    if cache is not None and cache.exists() and str(np.load(cache)["key"]) == key:
+        z = np.load(cache)
+        ex = Examples(list(z["X"]), z["family"].tolist(), z["group"].tolist(), z["clip"].tolist())
+        info = json.loads(str(z["info"]))
+    else:
+        ex, info = build_dataset(data_dir, train_fps, seed, per_family)
+        if cache is not None:
+            X, fam, grp = ex.arrays()
+            np.savez(
+                cache, key=key, X=X, family=fam, group=grp, clip=ex.clips(), info=json.dumps(info)
+            )
     arrays, fit_info = fit(ex, seed)
     arrays["version"] = np.array(f"{VERSION_PREFIX}-{''.join(f[2:] for f in train_fps)}-s{seed}")
     model = PulseModel.from_arrays(arrays)
@@ -236,11 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("src/shotwatch/classification/model"))
     ap.add_argument("--train-fps", default="FP1,FP2,FP3,FP4")
     ap.add_argument("--seed", type=int, default=20261123)
-    ap.add_argument("--per-family", type=int, default=300)
+    ap.add_argument("--per-family", type=int, default=150)
+    ap.add_argument("--cache", type=Path, help="reuse the extracted features (.npz) across fits")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     fps = tuple(s.strip() for s in args.train_fps.split(","))
-    model, arrays, info = train(args.data, fps, args.seed, args.per_family)
+    model, arrays, info = train(args.data, fps, args.seed, args.per_family, args.cache)
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out / MODEL_FILE, **arrays)  # type: ignore[arg-type]
     info["version"] = model.version

@@ -43,5 +43,21 @@ def test_held_out_gunfire_recall_and_background_false_alarms(pittsburgh_dir: Pat
     assert len(hits) > 300 and len(alarms) > 60
     recall = float(np.mean(hits))
     false_alarm = float(np.mean(alarms))
-    assert recall >= 0.83, f"recall {recall:.3f} on {len(hits)} held-out gunshot clips"
-    assert false_alarm <= 0.03, f"false alarms {false_alarm:.3f} on {len(alarms)} background clips"
+    # Floors a little under the benchmark (89.2 % / 0.6 %, bench/results/classify_eval.json);
+    # the issue's targets are 95 % / 2 % (recall still misses it, see docs/benchmarks.md).
+    assert recall >= 0.86, f"recall {recall:.3f} on {len(hits)} held-out gunshot clips"
+    assert false_alarm <= 0.02, f"false alarms {false_alarm:.3f} on {len(alarms)} background clips"
+
+
+def test_chicago_gunfire_files_are_flagged(chicago_dir: Path) -> None:
+    """Another city's network and another vendor's sensors, never used in training."""
+    import soundfile as sf
+
+    flagged, total = 0, 0
+    for d in ("district5-incident-556267", "district7-request-4072698"):
+        for f in sorted((chicago_dir / d).glob("*.wav")):
+            x, sr = sf.read(f, dtype="float64", always_2d=True)
+            total += 1
+            flagged += any(dd.gunshot for dd in classify_audio(x.mean(axis=1), sr))
+    assert total == 10
+    assert flagged >= 9, f"{flagged}/{total} Chicago gunfire files flagged"

@@ -70,6 +70,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "late_centroid_hz",
     "centroid_drop_hz",
     "pre_activity_db",
+    "pos_phase_lf_ms",
+    "pop_rate_per_s",
+    "pop_share",
 )
 
 
@@ -273,6 +276,30 @@ def pulse_features(snippet: np.ndarray, rate_hz: int = ANALYSIS_RATE_HZ) -> np.n
     lo_l, hi_l = int(2.5 * ms), int(12.5 * ms)
     periodicity = _periodicity(v, lo_l, hi_l) - _periodicity(y[: pre - int(2 * ms)], lo_l, hi_l)
 
+    # Positive phase at low frequencies (20-Hz high-pass only): the long, low blast of a
+    # fireworks shell (several ms) is cut short by the 100-Hz filter used above.
+    xp = xpost[: int(60 * ms)]
+    xi = int(np.argmax(np.abs(xp[: int(30 * ms)])))
+    xs = np.sign(xp[xi]) if xp[xi] != 0 else 1.0
+    x_start = xi - int(np.argmax((xp[xi::-1] * xs) <= 0)) if np.any(xp[xi::-1] * xs <= 0) else 0
+    x_after = xp[xi:] * xs
+    x_end = xi + (int(np.argmax(x_after <= 0)) if np.any(x_after <= 0) else len(x_after))
+    pos_phase_lf = (x_end - x_start) / ms
+
+    # Crackle: sharp pops riding on the 1-ms envelope, counted after the first 20 ms. A pop
+    # is a frame 6 dB over both neighbours and within 30 dB of the main peak (so the measure
+    # does not depend on level or distance). Fireworks crackle and firecracker strings give
+    # dozens a second; a blast's reverberant tail gives few.
+    e_db = env_db[int(20 * ms) // f1 :] if f1 > 0 else env_db
+    if e_db.size >= 3:
+        mid = e_db[1:-1]
+        is_pop = (mid > e_db[:-2] + 6.0) & (mid > e_db[2:] + 6.0) & (mid > top - 30.0)
+        n_pop = int(np.count_nonzero(is_pop))
+        pop_share = float(np.sum(10 ** (mid[is_pop] / 10))) / float(np.sum(10 ** (mid / 10)))
+    else:
+        n_pop, pop_share = 0, 0.0
+    pop_rate = n_pop / max(e_db.size * f1 / rate_hz, 1e-3)
+
     pre_seg = y[: pre - int(2 * ms)]
     pre_e = frame_energy(pre_seg, int(10 * ms))
     pre_activity = (
@@ -308,6 +335,9 @@ def pulse_features(snippet: np.ndarray, rate_hz: int = ANALYSIS_RATE_HZ) -> np.n
             late_centroid,
             centroid - late_centroid,
             pre_activity,
+            pos_phase_lf,
+            pop_rate,
+            pop_share,
         ],
         dtype=np.float64,
     )
