@@ -130,6 +130,12 @@ class LocationSettings(Section):
         gt=0,
         description="Scale of the (gentler) down-weighting of early arrivals.",
     )
+    height_min_sensors: int = Field(
+        5,
+        ge=4,
+        description="With dims=3, sensors needed to also solve the source height; smaller "
+        "sets are solved for x, y with the height at the sensors' median.",
+    )
 
 
 class IncidentSettings(Section):
