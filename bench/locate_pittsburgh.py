@@ -23,10 +23,10 @@ import numpy as np
 
 from shotwatch.association import associate_all
 from shotwatch.core.acoustics import speed_of_sound_mps
-from shotwatch.core.model import Pulse, ShotLocation
+from shotwatch.core.model import Pulse, Sensor, ShotLocation
 from shotwatch.core.settings import Settings
 from shotwatch.io.pittsburgh import TestData, read_tree
-from shotwatch.location import locate
+from shotwatch.location import ShotFilter, locate
 
 SPURIOUS_M = 25.0
 
@@ -37,6 +37,26 @@ def _truth(test: TestData) -> tuple[np.ndarray, int, list[list[str]]]:
     tuples = json.loads(next(test.path.glob("*.nlos-tuples.json")).read_text())
     groups = [list(s["pulse_uuids"]) for s in sorted(tuples, key=lambda s: s["shot_index"])]
     return np.array([loc["x"], loc["y"], loc["z"]]), int(survey["num_rounds"]), groups
+
+
+#: ``--no-filter`` clears "filter": measure the associator alone (the ShotFilter ablation).
+OPTIONS = {"filter": True}
+
+
+def own_shots(
+    pulses: list[Pulse] | tuple[Pulse, ...],
+    sensors: list[Sensor],
+    settings: Settings,
+    c: float,
+    dims: int,
+) -> list[ShotLocation]:
+    """The product path: our association, then the streaming ShotFilter (ADR 0013)."""
+    shots, _ = associate_all(pulses, settings=settings, c_mps=c, dims=dims, sensors=sensors)
+    if not OPTIONS["filter"]:
+        return shots
+    filt = ShotFilter(settings)
+    by_id = {p.pulse_id: p for p in pulses}
+    return [s for s in shots if filt.keep(s, by_id)]
 
 
 def _c(test: TestData, settings: Settings) -> float:
@@ -78,9 +98,7 @@ def run_full(tests: list[TestData], settings: Settings, dims: int) -> dict[str, 
     for test in tests:
         c = _c(test, settings)
         t1 = time.perf_counter()
-        shots, _ = associate_all(
-            test.pulses, settings=settings, c_mps=c, dims=dims, sensors=test.sensors.values()
-        )
+        shots = own_shots(test.pulses, list(test.sensors.values()), settings, c, dims)
         t_assoc += time.perf_counter() - t1
         n_pulses += len(test.pulses)
         truth, rounds, groups = _truth(test)
@@ -152,9 +170,7 @@ def run_sparse(
                 keep = set(rng.sample(heard, n))
                 cut = [p for p in test.pulses if p.sensor in keep]
                 sensors = [s for s in test.sensors.values() if s.serial in keep]
-                shots, _ = associate_all(
-                    cut, settings=settings, c_mps=c, dims=dims, sensors=sensors
-                )
+                shots = own_shots(cut, sensors, settings, c, dims)
                 sc = score_test(shots, truth, rounds)
                 errs_ours += sc["located"]
                 fired += rounds
@@ -254,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--lofo", action="store_true", help="leave-one-firing-position-out parameter check"
     )
+    ap.add_argument("--no-filter", action="store_true", help="associator alone (ablation)")
     args = ap.parse_args(argv)
+    OPTIONS["filter"] = not args.no_filter
     if not args.data.is_dir():
         print(json.dumps({"error": f"data folder not found: {args.data}"}))
         return 2
@@ -263,7 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         keep = set(args.only.split(","))
         tests = [t for t in tests if t.name.split("/")[0] in keep]
-    result: dict[str, Any] = {"data": str(args.data), "dims": args.dims, "tests": len(tests)}
+    result: dict[str, Any] = {
+        "data": str(args.data),
+        "dims": args.dims,
+        "tests": len(tests),
+        "shot_filter": OPTIONS["filter"],
+    }
     t0 = time.perf_counter()
     if args.sparse:
         result["sparse"] = run_sparse(

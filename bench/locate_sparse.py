@@ -30,8 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.locate_pittsburgh import _c, _truth, score_test
-from shotwatch.association import associate_all
+from bench.locate_pittsburgh import _c, _truth, own_shots, score_test
 from shotwatch.core.model import Pulse, ShotLocation
 from shotwatch.core.settings import Settings
 from shotwatch.io.pittsburgh import TestData, read_tree
@@ -76,9 +75,7 @@ def run_sparse(
             for cut, allowed in (("network", keep | set(others)), ("only_n", keep)):
                 pulses = [p for p in test.pulses if p.sensor in allowed]
                 sensors = [s for s in test.sensors.values() if s.serial in allowed]
-                shots, _ = associate_all(
-                    pulses, settings=settings, c_mps=c, dims=dims, sensors=sensors
-                )
+                shots = own_shots(pulses, sensors, settings, c, dims)
                 sc = score_test(shots, truth, rounds)
                 r = res[cut]
                 r["within15"] += sum(e <= 15.0 for e in sc["located"])
