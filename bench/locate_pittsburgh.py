@@ -6,6 +6,7 @@ score. Prints one JSON document.
     python3 bench/locate_pittsburgh.py --data /work/shared/data/pittsburgh-2018
     python3 bench/locate_pittsburgh.py --data ... --sparse --trials 5
     python3 bench/locate_pittsburgh.py --data ... --lofo
+    python3 bench/locate_pittsburgh.py --data ... --solver-lofo
 """
 
 from __future__ import annotations
@@ -259,6 +260,59 @@ def run_lofo(tests: list[TestData], dims: int) -> dict[str, Any]:
     return out
 
 
+_SCALES = ((0.01, 0.03), (0.05, 0.1), (0.2, 0.4))
+SOLVER_CANDIDATES = [(dims, late, early) for dims in (2, 3) for late, early in _SCALES]
+
+
+def run_solver_lofo(tests: list[TestData]) -> dict[str, Any]:
+    """Choose the solver's dims and loss scales leave-one-firing-position-out on the vendor's
+    grouping (a pure location task): for each held-out position the candidate with the
+    lowest median + p90 on the other five is measured on it."""
+    base = Settings()
+    errs: dict[tuple[int, float, float], dict[str, list[float]]] = {}
+    for cand in SOLVER_CANDIDATES:
+        dims, late, early = cand
+        loc = base.location.model_copy(update={"late_scale_s": late, "early_scale_s": early})
+        by_fp: dict[str, list[float]] = {}
+        for test in tests:
+            c = _c(test, base)
+            truth, _, groups = _truth(test)
+            by_id = {p.pulse_id: p for p in test.pulses}
+            for g in groups:
+                s = locate([by_id[u] for u in g if u in by_id], c_mps=c, dims=dims, settings=loc)
+                if s is not None:
+                    e = math.hypot(s.x_m - truth[0], s.y_m - truth[1])
+                    by_fp.setdefault(test.name.split("/")[0], []).append(e)
+        errs[cand] = by_fp
+    fps = sorted(next(iter(errs.values())))
+    out: dict[str, Any] = {"candidates": {}}
+    for cand, by_fp in errs.items():
+        v = np.concatenate([by_fp[f] for f in fps])
+        key = f"dims={cand[0]} late={cand[1]} early={cand[2]}"
+        out["candidates"][key] = {
+            "median_m": round(float(np.median(v)), 2),
+            "p90_m": round(float(np.percentile(v, 90)), 2),
+        }
+    held: list[float] = []
+    for fp in fps:
+
+        def objective(cand: tuple[int, float, float], fp: str = fp) -> float:
+            v = np.concatenate([errs[cand][f] for f in fps if f != fp])
+            return float(np.median(v) + np.percentile(v, 90))
+
+        best = min(SOLVER_CANDIDATES, key=objective)
+        held += errs[best][fp]
+        out[fp] = {
+            "chosen": f"dims={best[0]} late={best[1]} early={best[2]}",
+            "held_out_median_m": round(float(np.median(errs[best][fp])), 2),
+        }
+    out["all_held_out"] = {
+        "median_m": round(float(np.median(held)), 2),
+        "p90_m": round(float(np.percentile(held, 90)), 2),
+    }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True, type=Path)
@@ -271,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         "--lofo", action="store_true", help="leave-one-firing-position-out parameter check"
     )
     ap.add_argument("--no-filter", action="store_true", help="associator alone (ablation)")
+    ap.add_argument(
+        "--solver-lofo",
+        action="store_true",
+        help="choose solver dims/loss scales leave-one-FP-out on the vendor grouping",
+    )
     args = ap.parse_args(argv)
     OPTIONS["filter"] = not args.no_filter
     if not args.data.is_dir():
@@ -292,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         result["sparse"] = run_sparse(
             tests, settings, args.dims, ns=[3, 4, 5], trials=args.trials, seed=args.seed
         )
+    elif args.solver_lofo:
+        result["solver_leave_one_firing_position_out"] = run_solver_lofo(tests)
     elif args.lofo:
         result["leave_one_firing_position_out"] = run_lofo(tests, args.dims)
     else:
