@@ -6,6 +6,7 @@ score. Prints one JSON document.
     python3 bench/locate_pittsburgh.py --data /work/shared/data/pittsburgh-2018
     python3 bench/locate_pittsburgh.py --data ... --sparse --trials 5
     python3 bench/locate_pittsburgh.py --data ... --lofo
+    python3 bench/locate_pittsburgh.py --data ... --solver-lofo
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import numpy as np
 
 from shotwatch.association import associate_all
 from shotwatch.core.acoustics import speed_of_sound_mps
-from shotwatch.core.model import Pulse, ShotLocation
+from shotwatch.core.model import Pulse, Sensor, ShotLocation
 from shotwatch.core.settings import Settings
 from shotwatch.io.pittsburgh import TestData, read_tree
-from shotwatch.location import locate
+from shotwatch.location import ShotFilter, locate
 
 SPURIOUS_M = 25.0
 
@@ -37,6 +38,26 @@ def _truth(test: TestData) -> tuple[np.ndarray, int, list[list[str]]]:
     tuples = json.loads(next(test.path.glob("*.nlos-tuples.json")).read_text())
     groups = [list(s["pulse_uuids"]) for s in sorted(tuples, key=lambda s: s["shot_index"])]
     return np.array([loc["x"], loc["y"], loc["z"]]), int(survey["num_rounds"]), groups
+
+
+#: ``--no-filter`` clears "filter": measure the associator alone (the ShotFilter ablation).
+OPTIONS = {"filter": True}
+
+
+def own_shots(
+    pulses: list[Pulse] | tuple[Pulse, ...],
+    sensors: list[Sensor],
+    settings: Settings,
+    c: float,
+    dims: int,
+) -> list[ShotLocation]:
+    """The product path: our association, then the streaming ShotFilter (ADR 0013)."""
+    shots, _ = associate_all(pulses, settings=settings, c_mps=c, dims=dims, sensors=sensors)
+    if not OPTIONS["filter"]:
+        return shots
+    filt = ShotFilter(settings)
+    by_id = {p.pulse_id: p for p in pulses}
+    return [s for s in shots if filt.keep(s, by_id)]
 
 
 def _c(test: TestData, settings: Settings) -> float:
@@ -78,9 +99,7 @@ def run_full(tests: list[TestData], settings: Settings, dims: int) -> dict[str, 
     for test in tests:
         c = _c(test, settings)
         t1 = time.perf_counter()
-        shots, _ = associate_all(
-            test.pulses, settings=settings, c_mps=c, dims=dims, sensors=test.sensors.values()
-        )
+        shots = own_shots(test.pulses, list(test.sensors.values()), settings, c, dims)
         t_assoc += time.perf_counter() - t1
         n_pulses += len(test.pulses)
         truth, rounds, groups = _truth(test)
@@ -152,9 +171,7 @@ def run_sparse(
                 keep = set(rng.sample(heard, n))
                 cut = [p for p in test.pulses if p.sensor in keep]
                 sensors = [s for s in test.sensors.values() if s.serial in keep]
-                shots, _ = associate_all(
-                    cut, settings=settings, c_mps=c, dims=dims, sensors=sensors
-                )
+                shots = own_shots(cut, sensors, settings, c, dims)
                 sc = score_test(shots, truth, rounds)
                 errs_ours += sc["located"]
                 fired += rounds
@@ -243,6 +260,59 @@ def run_lofo(tests: list[TestData], dims: int) -> dict[str, Any]:
     return out
 
 
+_SCALES = ((0.01, 0.03), (0.05, 0.1), (0.2, 0.4))
+SOLVER_CANDIDATES = [(dims, late, early) for dims in (2, 3) for late, early in _SCALES]
+
+
+def run_solver_lofo(tests: list[TestData]) -> dict[str, Any]:
+    """Choose the solver's dims and loss scales leave-one-firing-position-out on the vendor's
+    grouping (a pure location task): for each held-out position the candidate with the
+    lowest median + p90 on the other five is measured on it."""
+    base = Settings()
+    errs: dict[tuple[int, float, float], dict[str, list[float]]] = {}
+    for cand in SOLVER_CANDIDATES:
+        dims, late, early = cand
+        loc = base.location.model_copy(update={"late_scale_s": late, "early_scale_s": early})
+        by_fp: dict[str, list[float]] = {}
+        for test in tests:
+            c = _c(test, base)
+            truth, _, groups = _truth(test)
+            by_id = {p.pulse_id: p for p in test.pulses}
+            for g in groups:
+                s = locate([by_id[u] for u in g if u in by_id], c_mps=c, dims=dims, settings=loc)
+                if s is not None:
+                    e = math.hypot(s.x_m - truth[0], s.y_m - truth[1])
+                    by_fp.setdefault(test.name.split("/")[0], []).append(e)
+        errs[cand] = by_fp
+    fps = sorted(next(iter(errs.values())))
+    out: dict[str, Any] = {"candidates": {}}
+    for cand, by_fp in errs.items():
+        v = np.concatenate([by_fp[f] for f in fps])
+        key = f"dims={cand[0]} late={cand[1]} early={cand[2]}"
+        out["candidates"][key] = {
+            "median_m": round(float(np.median(v)), 2),
+            "p90_m": round(float(np.percentile(v, 90)), 2),
+        }
+    held: list[float] = []
+    for fp in fps:
+
+        def objective(cand: tuple[int, float, float], fp: str = fp) -> float:
+            v = np.concatenate([errs[cand][f] for f in fps if f != fp])
+            return float(np.median(v) + np.percentile(v, 90))
+
+        best = min(SOLVER_CANDIDATES, key=objective)
+        held += errs[best][fp]
+        out[fp] = {
+            "chosen": f"dims={best[0]} late={best[1]} early={best[2]}",
+            "held_out_median_m": round(float(np.median(errs[best][fp])), 2),
+        }
+    out["all_held_out"] = {
+        "median_m": round(float(np.median(held)), 2),
+        "p90_m": round(float(np.percentile(held, 90)), 2),
+    }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True, type=Path)
@@ -254,7 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--lofo", action="store_true", help="leave-one-firing-position-out parameter check"
     )
+    ap.add_argument("--no-filter", action="store_true", help="associator alone (ablation)")
+    ap.add_argument(
+        "--solver-lofo",
+        action="store_true",
+        help="choose solver dims/loss scales leave-one-FP-out on the vendor grouping",
+    )
     args = ap.parse_args(argv)
+    OPTIONS["filter"] = not args.no_filter
     if not args.data.is_dir():
         print(json.dumps({"error": f"data folder not found: {args.data}"}))
         return 2
@@ -263,12 +340,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         keep = set(args.only.split(","))
         tests = [t for t in tests if t.name.split("/")[0] in keep]
-    result: dict[str, Any] = {"data": str(args.data), "dims": args.dims, "tests": len(tests)}
+    result: dict[str, Any] = {
+        "data": str(args.data),
+        "dims": args.dims,
+        "tests": len(tests),
+        "shot_filter": OPTIONS["filter"],
+    }
     t0 = time.perf_counter()
     if args.sparse:
         result["sparse"] = run_sparse(
             tests, settings, args.dims, ns=[3, 4, 5], trials=args.trials, seed=args.seed
         )
+    elif args.solver_lofo:
+        result["solver_leave_one_firing_position_out"] = run_solver_lofo(tests)
     elif args.lofo:
         result["leave_one_firing_position_out"] = run_lofo(tests, args.dims)
     else:

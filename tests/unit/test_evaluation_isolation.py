@@ -57,6 +57,14 @@ def test_score_against_a_surveyed_point() -> None:
     assert score_against_point([_shot(1, 0), _shot(0, 1)], 0, 0, rounds_fired=1).spurious == 1
 
 
+def test_an_extra_shot_in_one_test_does_not_make_up_for_a_miss_in_another() -> None:
+    total = score_against_point([_shot(1, 0), _shot(0, 2)], 0, 0, rounds_fired=1)
+    total.add(score_against_point([], 0, 0, rounds_fired=1))
+    summ = total.summary()
+    assert summ["rounds_located"] == 1 and summ["located_share"] == 0.5
+    assert summ["median_m"] == pytest.approx(1.0) and total.spurious == 1
+
+
 def test_score_against_simulated_events_matches_by_time() -> None:
     events = [TruthEvent(10.0, 0.0, 0.0), TruthEvent(11.0, 100.0, 0.0)]
     shots = [_shot(98.0, 0.0, 11.02), _shot(1.0, 0.0, 10.01), _shot(0.0, 0.0, 50.0)]

@@ -111,7 +111,8 @@ class Associator:
         if not 250.0 <= self.c <= 400.0:
             raise InputError("associator", "c_mps", f"must be 250..400 m/s, got {c_mps}")
         self.dims = dims or self.settings.location.dims
-        self.min_sensors = max(a.min_sensors, self.dims + 1)
+        # 3 sensors suffice in 3-D too: locate() then fixes the height (height_min_sensors).
+        self.min_sensors = max(a.min_sensors, 3)
         self.reach_m = a.max_station_distance_m
         self.tol_s = a.pick_tolerance_s
         self.late_s = a.late_tolerance_s
@@ -901,15 +902,14 @@ class Associator:
             return None
         if not self._significant(shot.x_m, shot.y_m, shot.t0_s, heard):
             return None
-        if len(shot.pulse_ids) == self.dims + 1 and shot.ambiguous:
+        if shot.ambiguous:
             shot = self._resolve_with_silent(shot, new)
         return shot
 
     def _members(self, shot: ShotLocation, cand: np.ndarray) -> list[Pulse]:
         sidx = self._s[cand]
         d = np.hypot(self._sx[sidx] - shot.x_m, self._sy[sidx] - shot.y_m)
-        if self.dims == 3:
-            d = np.hypot(d, self._sz[sidx] - shot.z_m)
+        d = np.hypot(d, self._sz[sidx] - shot.z_m)  # the solver's slant distance
         r = self._t[cand] - shot.t0_s - d / self.c
         ok = (r >= -self.tol_s) & (r <= self.tol_s + self.late_s)
         best: dict[int, int] = {}
@@ -1038,7 +1038,7 @@ class Associator:
         responsive[heard] = True
         # Little redundancy (3 or 4 sensors in 2-D) fits almost any chance alignment, so the
         # evidence of silence is demanded more strictly.
-        shortfall = max(0, self.dims + 3 - len(heard))
+        shortfall = max(0, 5 - len(heard))
         base = self.min_heard_fraction
         need_max = 0.75 * base + (1 - 0.75 * base) * min(1, shortfall / 2)
         if int(responsive[near].sum()) < need_max * len(near) - 1e-9:

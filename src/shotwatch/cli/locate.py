@@ -24,6 +24,7 @@ from shotwatch.core.model import Pulse, Sensor, ShotLocation, iso_utc
 from shotwatch.core.settings import Settings, load_settings
 from shotwatch.incidents import IncidentBuilder
 from shotwatch.io.pittsburgh import find_test_dirs, read_test
+from shotwatch.location import ShotFilter
 from shotwatch.signal.few_sensor import MAX_SENSORS as FEW_SENSORS
 from shotwatch.signal.few_sensor import FewSensorGrouper
 
@@ -118,13 +119,18 @@ def locate_input(
     shots: list[ShotLocation] = []
     n_sensors = len({p.sensor for p in item.pulses})
     if item.from_audio and n_sensors <= FEW_SENSORS:
-        # A folder of a few recordings: exhaustive hypothesis testing (ADR 0022).
+        # A folder of a few recordings: exhaustive hypothesis testing (ADR 0022), which
+        # carries its own echo and silent-sensor checks.
         shots = FewSensorGrouper(item.sensors, c, settings, dims=dims).run(item.pulses)
     else:
         assoc = Associator(settings, c, item.sensors, dims=dims)
         for p in sorted(item.pulses, key=lambda p: (p.t_s, p.sensor, p.pulse_id)):
             shots.extend(assoc.feed(p))
         shots.extend(assoc.flush())
+        # Reverberation duplicates and echo sets of shots already reported (ADR 0013).
+        shot_filter = ShotFilter(settings)
+        by_id = {p.pulse_id: p for p in item.pulses}
+        shots = [s for s in shots if shot_filter.keep(s, by_id)]
     if item.frame is not None:
         geo = []
         for s in shots:

@@ -150,6 +150,19 @@ class LocationSettings(Section):
         gt=0,
         description="Scale of the (gentler) down-weighting of early arrivals.",
     )
+    echo_set_support_ratio: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="A far shot made mostly of pulses in a reported shot's echo tail is "
+        "dropped when it has at most this share of that shot's sensors (ShotFilter).",
+    )
+    height_min_sensors: int = Field(
+        5,
+        ge=4,
+        description="With dims=3, sensors needed to also solve the source height; smaller "
+        "sets are solved for x, y with the height at the sensors' median.",
+    )
 
 
 class IncidentSettings(Section):

@@ -106,12 +106,18 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 def score_against_point(
     shots: Iterable[ShotLocation], x_m: float, y_m: float, rounds_fired: int
 ) -> Score:
-    """Horizontal distance of every shot to one surveyed position (a live-fire test)."""
+    """Horizontal distance of every shot to one surveyed position (a live-fire test).
+
+    The closest ``rounds_fired`` shots within 25 m are the located rounds; shots beyond
+    them, or further than 25 m, are spurious (issue 2). ``errors_m`` keeps the located
+    rounds and the far shots, never the extra near ones, so a test with one extra shot
+    cannot make up for another test's missed round."""
     shots = list(shots)
     errors = sorted(math.hypot(s.x_m - x_m, s.y_m - y_m) for s in shots)
     good = [e for e in errors if e <= SPURIOUS_M]
-    spurious = (len(errors) - len(good)) + max(0, len(good) - rounds_fired)
-    return Score(rounds_fired, len(shots), errors, spurious)
+    far = [e for e in errors if e > SPURIOUS_M]
+    spurious = len(far) + max(0, len(good) - rounds_fired)
+    return Score(rounds_fired, len(shots), good[:rounds_fired] + far, spurious)
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,8 +97,12 @@ def locate(
     if not math.isfinite(c_mps) or not 250.0 <= c_mps <= 400.0:
         raise ValueError(f"speed of sound must be within 250..400 m/s, got {c_mps}")
     use = earliest_per_sensor(pulses)
-    if len(use) < dims + 1:
+    if len(use) < 3:
         return None
+    if dims == 3 and len(use) < settings.height_min_sensors:
+        # Too few arrivals to also solve the height: x, y with the height at the sensors'
+        # median (still slant 3-D distances), which also keeps 3-sensor sets locatable.
+        dims = 2
     pos = np.array([[p.x_m, p.y_m, p.z_m] for p in use])
     t = np.array([p.t_s for p in use])
     cfg = solver_config(settings, dims)
@@ -118,7 +122,7 @@ def locate(
         other = cands[1] if best == 0 else cands[0]
         if best != 0:
             # Re-derive the origin time for the chosen mirror solution.
-            d = np.sqrt(np.sum((pos[:, :dims] - chosen[:dims]) ** 2, axis=1))
+            d = np.sqrt(np.sum((pos - chosen[:3]) ** 2, axis=1))
             t0 = float(np.mean(t - d / c_mps))
             resid = t - t0 - d / c_mps
             sol = _with(sol, chosen, t0, resid)
@@ -147,7 +151,7 @@ def locate(
         pick_sigma_s=settings.pick_sigma_s,
         ambiguous=ambiguous,
     )
-    z_m = float(xyz[2]) if dims == 3 else float(np.median(pos[:, 2]))
+    z_m = float(xyz[2])
     shot_id = stable_id("shot", tuple(sorted(residuals)), round(sol.t0_s, 4))
     return ShotLocation(
         shot_id=shot_id,

@@ -73,8 +73,13 @@ class TdoaSolution:
 
 
 def predicted_s(p: FloatArray, pos: FloatArray, c_mps: float, dims: int) -> FloatArray:
-    """Travel times from source ``p`` to each sensor (2-D uses horizontal distance)."""
-    d = pos[:, :dims] - p[:dims]
+    """Travel times from source ``p`` (x, y, z) to each sensor along the straight 3-D path.
+
+    In 2-D only x and y are unknowns; the source height ``p[2]`` stays where the caller put it
+    (the sensors' median height), so sensors on a hillside or a roof still get their true
+    slant distance (Pittsburgh sensors span ~90 m of height: ignoring it costs metres)."""
+    del dims  # the path is 3-D either way; dims only decides which coordinates are solved
+    d = pos[:, :3] - p[:3]
     return np.sqrt(np.sum(d * d, axis=1)) / c_mps
 
 
@@ -89,7 +94,8 @@ def _grid_scores(
     """
     dx = gx[:, None] - pos[None, :, 0]
     dy = gy[:, None] - pos[None, :, 1]
-    o = t[None, :] - np.sqrt(dx * dx + dy * dy) / c  # (G, n)
+    dz2 = (pos[:, 2] - float(np.median(pos[:, 2]))) ** 2
+    o = t[None, :] - np.sqrt(dx * dx + dy * dy + dz2[None, :]) / c  # (G, n)
     diff = (o[:, :, None] - o[:, None, :]) / tol_s  # (G, n_i, n_j)
     cost = np.minimum(diff * diff, 1.0).sum(axis=1)  # (G, n_j)
     j = np.argmin(cost, axis=1)
@@ -173,11 +179,11 @@ def _irls(
         early_scale = max(cfg.early_scale_s, 4.0 * sigma)
         scale = np.where(r > 0, late_scale, early_scale)
         w = 1.0 / (1.0 + (r / scale) ** 2)
-        d = pos[:, :dims] - p[:dims]
+        d = pos[:, :3] - p[:3]
         dist = np.maximum(np.sqrt(np.sum(d * d, axis=1)), 1e-3)
         # d r / d p = (s - p)/|s - p| / c ; d r / d t0 = -1
         jac = np.empty((len(t), dims + 1))
-        jac[:, :dims] = d / dist[:, None] / c
+        jac[:, :dims] = d[:, :dims] / dist[:, None] / c
         jac[:, dims] = -1.0
         sw = np.sqrt(w)
         a = jac * sw[:, None]
@@ -276,7 +282,7 @@ def solve_tdoa(
                     alternatives.append(q_abs)
     rms = float(np.sqrt(np.mean(r * r)))
     return TdoaSolution(
-        xyz_m=p + origin if dims == 3 else np.array([p[0] + origin[0], p[1] + origin[1], 0.0]),
+        xyz_m=p + origin,
         t0_s=t0 + t_ref,
         residuals_s=r,
         weights=w,
