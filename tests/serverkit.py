@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,22 @@ class EveryThirdPulse:
         return [shot], [inc]
 
 
+PASSWORD = "test-password-123"
+
+
+def set_passwords(srv: Any) -> None:
+    """Give every account of :func:`users` the test password (Argon2id, test-sized cost),
+    so tests can sign in at /login as people do."""
+    from argon2 import PasswordHasher
+
+    srv.identity.hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    for uid in sorted({a.user_id for a in srv.users}):
+        srv.identity.set_password(uid, PASSWORD)
+
+
 def users() -> UserRegistry:
+    """Service tokens naming identity-service accounts; the attributes create the accounts
+    in the server's identity service on first start (ADR 0095)."""
     base = {"agency": "NYPD", "access": [SS], "trained": [SS]}
     sfb = {"agency": "SF-DEM", "access": [SF], "trained": [SF]}
     return UserRegistry.from_dicts(
@@ -118,9 +134,12 @@ def users() -> UserRegistry:
                 "role": "supervisor",
                 "rank": "public_safety_supervisor_8239",
                 "command": "DEM",
+                "workstation": "DEM-SUP-WS-1",
             },
+            {"token": "tok-sup-home", "user_id": "sup.di", "workstation": "HOME"},
             {
                 **sfb,
+                "workstation": "DEM-DISP-7",
                 "token": "tok-disp",
                 "user_id": "disp.ed",
                 "role": "dispatcher",

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tests.serverkit import EveryThirdPulse, report, users
+from tests.serverkit import PASSWORD, EveryThirdPulse, report, set_passwords, users
 
 from shotwatch.api.app import Server, create_app
 from shotwatch.api.build import build_server
@@ -111,9 +111,10 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def _login(page: Any, base: str, token: str, purpose: str, workstation: str = "") -> None:
+def _login(page: Any, base: str, username: str, purpose: str, workstation: str = "") -> None:
     page.goto(f"{base}/login")
-    page.fill("input[name=token]", token)
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
     page.select_option("select[name=purpose]", purpose)
     if workstation:
         page.fill("input[name=workstation]", workstation)
@@ -138,11 +139,12 @@ def test_review_and_dispatch_flow_nypd(browser: Any, boundaries_dir: Path, tmp_p
                         IngestLimits(), clock),
         consumer=EveryThirdPulse(frame), frame=frame,
     )  # fmt: skip
+    set_passwords(srv)
     signers = {s: SensorSigner(s, k, tmp_path / s) for s, k in keys.items()}
     with LiveServer(srv) as live:
         ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
         console = ctx.new_page()
-        _login(console, live.url, "tok-det", "emergency_response")
+        _login(console, live.url, "det.ana", "emergency_response")
         console.wait_for_url("**/console")
         console.wait_for_selector("#live-state.on")
         assert "No incidents waiting" in console.inner_text("#queue")
@@ -151,7 +153,7 @@ def test_review_and_dispatch_flow_nypd(browser: Any, boundaries_dir: Path, tmp_p
         board.wait_for_selector("#live-state.on")
         phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
         officer = phone.new_page()
-        _login(officer, live.url, "tok-po", "emergency_response")
+        _login(officer, live.url, "po.cy", "emergency_response")
         officer.goto(f"{live.url}/officer")
         officer.wait_for_selector("#live-state.on")
 
@@ -220,17 +222,18 @@ def test_sf_dem_supervisor_enters_into_cad(browser: Any, boundaries_dir: Path) -
         DispatchSettings(mode="sfdem", supervisor_workstations=["DEM-SUP-WS-1"]),
         clock=clock, boundaries=sfb, users=users(), channels=[],
     )  # fmt: skip
+    set_passwords(srv)
     from shotwatch.core.model import Incident, Provenance
 
     with LiveServer(srv) as live:
         sup_ctx = browser.new_context(viewport={"width": 1300, "height": 800})
         sup = sup_ctx.new_page()
-        _login(sup, live.url, "tok-sup", "dispatch", "DEM-SUP-WS-1")
+        _login(sup, live.url, "sup.di", "dispatch", "DEM-SUP-WS-1")
         sup.goto(f"{live.url}/board")
         sup.wait_for_selector("#live-state.on")
         disp_ctx = browser.new_context(viewport={"width": 1300, "height": 800})
         disp = disp_ctx.new_page()
-        _login(disp, live.url, "tok-disp", "dispatch", "DEM-DISP-7")
+        _login(disp, live.url, "disp.ed", "dispatch", "DEM-DISP-7")
         disp.goto(f"{live.url}/board")
         disp.wait_for_selector("#live-state.on")
         inc = Incident("sf-1", (), clock.now(), clock.now() + 1, 0, 0, 3, 2, ((0, 0),), False,

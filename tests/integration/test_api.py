@@ -193,8 +193,8 @@ def test_policy_gate_on_routes(nypd_server, nypd: BoundarySet) -> None:  # type:
     p1 = nypd.boundary("1").geometry.representative_point()
     _ingest(srv, "in-75", p75.y, p75.x)
     _ingest(srv, "in-1", p1.y, p1.x)
-    # not signed in: refused, and a browser is sent to the login page
-    assert call(app, "GET", "/api/v1/queue").status_code == 403
+    # not signed in: 401, and a browser is sent to the login page
+    assert call(app, "GET", "/api/v1/queue").status_code == 401
     r = call(app, "GET", "/console", headers={"accept": "text/html"})
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
     # own command only: each detective sees their precinct's incident
@@ -292,18 +292,13 @@ def test_sf_dem_flow_over_http(sfb: BoundarySet) -> None:
     from shotwatch.incidents.review import ConfirmGunfire
 
     asyncio.run(srv.flow.review("sf-1", ConfirmGunfire("irc.analyst", "gunfire confirmed")))
-    sup = {
-        "Authorization": "Bearer tok-sup",
-        "X-Purpose": "dispatch",
-        "X-Workstation": "DEM-SUP-WS-1",
-    }
-    disp = {
-        "Authorization": "Bearer tok-disp",
-        "X-Purpose": "dispatch",
-        "X-Workstation": "DEM-DISP-7",
-    }
+    # the workstation is fixed per token (or per session at sign-in); a header cannot move it
+    sup = {"Authorization": "Bearer tok-sup", "X-Purpose": "dispatch"}
+    disp = {"Authorization": "Bearer tok-disp", "X-Purpose": "dispatch"}
     assert call(app, "GET", "/api/v1/calls", headers=disp).json() == []
-    off_ws = {**sup, "X-Workstation": "HOME"}
+    off_ws = {"Authorization": "Bearer tok-sup-home", "X-Purpose": "dispatch"}
+    lying = {**off_ws, "X-Workstation": "DEM-SUP-WS-1"}
+    assert call(app, "GET", "/api/v1/calls", headers=lying).json() == []
     assert call(app, "GET", "/api/v1/calls", headers=off_ws).json() == []  # nothing visible
     r = call(app, "POST", "/api/v1/incidents/sf-1/cad", headers=off_ws, json={"reason": "x"})
     assert r.status_code == 403  # not a listed supervisor workstation
@@ -386,6 +381,7 @@ def test_live_events_are_encoded_once_and_still_filtered_per_subscriber(nypd_ser
                     (b"authorization", f"Bearer {token}".encode()),
                     (b"x-purpose", b"emergency_response"),
                 ],
+                "client": ("127.0.0.1", 123),  # on the station network, as the other tests
                 "app": app,
             }
         )

@@ -72,3 +72,15 @@ def test_cli_from_audio_chicago_gives_lat_lon(
     r = rows[0]
     # Chicago's 5th district lies around 41.69 N, 87.63 W.
     assert 41.6 < r["lat_deg"] < 41.8 and -87.75 < r["lon_deg"] < -87.5
+
+
+def test_cli_locates_a_folder_without_published_pulses_from_its_audio(
+    chicago_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the plain `shotwatch locate DIR` on the Chicago incident folder (no allpulses.json)
+    folder = chicago_dir / "district5-incident-556267"
+    assert main(["locate", str(folder), "--json"]) == 0
+    out = capsys.readouterr()
+    rows = [json.loads(line) for line in out.out.splitlines()]
+    assert rows and 41.6 < rows[0]["lat_deg"] < 41.8 and -87.75 < rows[0]["lon_deg"] < -87.5
+    assert "locating from the sensor audio" in out.err

@@ -168,3 +168,47 @@ def test_doubtful_shots_count_as_rounds_but_start_no_shooter() -> None:
     strict = IncidentSettings(reliable_max_rms_s=0.01)
     (inc2,) = run(shots, strict)
     assert inc2.shooters > 1  # trusting those positions would invent shooters
+
+
+def _with_rms(s: ShotLocation, rms_s: float) -> ShotLocation:
+    return ShotLocation(**{**{f: getattr(s, f) for f in s.__slots__}, "residual_rms_s": rms_s})
+
+
+def test_residual_gate_is_relative_to_the_incidents_best_shot() -> None:
+    """Wind and a wrong temperature raise every round's residual alike (here 4.5-6 ms, above
+    the absolute 4 ms gate): the rounds are still trusted and the moving track is found; a
+    mixed set three times worse than the best round is still doubtful."""
+    rng = np.random.default_rng(4)
+    shots = []
+    for k in range(6):
+        dx, dy = noisy(rng, 1.0)
+        rms = float(rng.uniform(0.0045, 0.006))
+        shots.append(_with_rms(shot(f"m{k}", 1.0 * k, 8.0 * k + dx, dy), rms))
+    shots.append(_with_rms(shot("mixed", 2.5, 150.0, 120.0), 0.015))
+    (inc,) = run(shots)
+    assert inc.rounds == 7
+    assert inc.shooters == 1
+    assert inc.movement is not None
+    assert abs(inc.movement.heading_deg - 90.0) < 10.0
+    assert inc.extra["shooters"][0]["doubtful_shot_ids"] == ["mixed"]  # type: ignore[index]
+    # with no allowance above the best round, all but that one are doubtful, the track has
+    # nothing to fit and the movement is lost (the gate matters)
+    absolute = IncidentSettings(reliable_rms_ratio=1.0)
+    (inc2,) = run(shots, absolute)
+    assert inc2.movement is None
+
+
+def test_doubtful_round_goes_to_the_shooter_whose_gate_it_falls_in() -> None:
+    """Two shooters 50 m apart fire at the same time; B's doubtful (higher-residual) rounds
+    land near B: they are B's rounds, not those of A (who fires then too and has more)."""
+    shots = []
+    for k in range(6):
+        shots.append(shot(f"a{k}", 0.5 * k, 0.0, 0.0))
+    for k in range(4):
+        s = shot(f"b{k}", 0.5 * k + 0.2, 50.0, 0.0)
+        shots.append(_with_rms(s, 0.0005 if k == 0 else 0.004 * (1 + k)))
+    (inc,) = run(shots)
+    assert inc.shooters == 2
+    by_x = sorted(inc.extra["shooters"], key=lambda sh: sh["x_m"])  # type: ignore[arg-type]
+    assert [sh["rounds"] for sh in by_x] == [6, 4]
+    assert len(by_x[1]["doubtful_shot_ids"]) == 3

@@ -303,3 +303,29 @@ def test_cli_writes_pulses_audio_and_truth(
     assert meta["serial_number"] in wavs[0].name and "timestamp" in meta
     assert main(["sim", "run", "no-such-scenario", "--out", str(tmp_path)]) == 2
     assert "no-such-scenario" in capsys.readouterr().err
+
+
+def test_diffraction_delay_late_on_unblocked_paths_growing_with_distance() -> None:
+    """Urban diffraction delays only unblocked paths, by amounts growing with path length
+    (mean = rate x distance), and changes no other random draw of the scene."""
+    src = [{"kind": "gunfire", "position_m": [700.0, 800.0, 1.5], "rounds": 12, "cadence_rps": 2}]
+    base = parse_scenario(scenario_dict(nlos_share=0.3, sources=src), "base")
+    bent = parse_scenario(
+        scenario_dict(nlos_share=0.3, diffraction_delay_s_per_km=0.01, sources=src), "bent"
+    )
+    a, b = build_scene(base, 5).paths, build_scene(bent, 5).paths
+    assert np.array_equal(a.sensor, b.sensor) and np.array_equal(a.kind, b.kind)
+    assert np.array_equal(a.level_db, b.level_db)
+    delay = b.t_true_s - a.t_true_s
+    direct = a.kind == 0
+    nlos = a.kind == 1
+    assert nlos.any() and np.all(delay[nlos] == 0.0)
+    assert np.all(delay[direct] >= 0.0)
+    near = direct & (a.dist_m < 300)
+    far = direct & (a.dist_m > 700)
+    assert near.any() and far.any()
+    assert np.mean(delay[far]) > 2 * np.mean(delay[near])
+    # exponential with mean 10 ms/km x distance (loose: a few hundred paths)
+    assert direct.sum() > 150
+    ratio = np.mean(delay[direct] / (0.01 * a.dist_m[direct] / 1000.0))
+    assert 0.7 < ratio < 1.3

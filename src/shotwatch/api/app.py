@@ -20,6 +20,9 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
@@ -30,13 +33,17 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shotwatch.api.auth import (
     PURPOSE_COOKIE,
-    TOKEN_COOKIE,
-    WORKSTATION_COOKIE,
-    EngineGate,
+    SESSION_COOKIE,
+    STREAM_RECHECK_S,
+    IdentityGate,
     UserRegistry,
+    client_address,
+    request_purpose,
+    request_token,
 )
 from shotwatch.api.media import (
     AudioClip,
@@ -53,7 +60,7 @@ from shotwatch.dispatch.modes import Role
 from shotwatch.incidents.review import Record, make_command
 from shotwatch.policy.actions import Action
 from shotwatch.policy.engine import Actor, Resource
-from shotwatch.policy.web import require_action
+from shotwatch.policy.web import declared_actions, require_action
 
 HERE = Path(__file__).parent
 MAX_REPORT_BYTES_DEFAULT = 393_216
@@ -81,8 +88,10 @@ class RejectAllVerifier:
 @dataclass
 class Server:
     flow: DispatchFlow
-    gate: EngineGate
+    gate: IdentityGate
     users: UserRegistry
+    identity: Any = None  # the IdentityService people sign in with
+    demo_hint: str = ""  # shown on every page of a demo server (how to sign in)
     evidence: EvidenceIndex = field(default_factory=EvidenceIndex)
     verifier: ReportVerifier = field(default_factory=RejectAllVerifier)
     consumer: PulseConsumer | None = None
@@ -211,6 +220,24 @@ class ReportAccepted(BaseModel):
     incidents: list[str] = Field(default_factory=list)
 
 
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+    totp: str = Field(
+        "", max_length=12, description="TOTP code; required when signing in remotely."
+    )
+    workstation: str = Field("", max_length=100, description="Workstation signing in from.")
+
+
+class LoginOut(BaseModel):
+    token: str = Field(description="Session token: send as 'Authorization: Bearer <token>'.")
+    user_id: str
+    remote: bool
+    second_factor: bool
+    expires_at_utc: str
+
+
 class CadEntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=2000)
@@ -270,6 +297,10 @@ def create_app(server: Server) -> FastAPI:
             raise HTTPException(401, "not signed in")
         return user.actor
 
+    def workstation_of(request: Request) -> str:
+        user = server.gate.user(request)
+        return user.workstation if user is not None else ""
+
     def visible_records(request: Request) -> list[Record]:
         out = []
         for rec in flow.book.queue():
@@ -280,8 +311,7 @@ def create_app(server: Server) -> FastAPI:
 
     def visible_calls(request: Request) -> list[dict[str, Any]]:
         actor = actor_of(request)
-        ws = request.headers.get("x-workstation") or request.cookies.get(WORKSTATION_COOKIE)
-        calls = flow.visible_calls(server.role_of(actor), ws)
+        calls = flow.visible_calls(server.role_of(actor), workstation_of(request) or None)
         return [
             c.to_dict()
             for c in calls
@@ -506,9 +536,11 @@ def create_app(server: Server) -> FastAPI:
     def api_cad(incident_id: IncidentId, body: CadEntryIn, request: Request) -> OutcomeOut:
         get_record(incident_id)
         actor = actor_of(request)
-        ws = request.headers.get("x-workstation") or request.cookies.get(WORKSTATION_COOKIE)
         out = flow.enter_into_cad(
-            incident_id, author=actor.user_id, role=server.role_of(actor), workstation=ws
+            incident_id,
+            author=actor.user_id,
+            role=server.role_of(actor),
+            workstation=workstation_of(request) or None,
         )
         audit(
             "dispatch.cad",
@@ -549,6 +581,41 @@ def create_app(server: Server) -> FastAPI:
     def root() -> RedirectResponse:
         return RedirectResponse("/console", status_code=303)
 
+    pol = server.gate.engine.policy(server.gate.policy_id)
+    purposes = list(pol.purposes) if pol is not None else []
+
+    def sign_in(request: Request, username: str, password: str, totp: str, workstation: str) -> Any:
+        """The identity service checks password, lockout and (remote) TOTP, and audits the
+        attempt; the session it issues is the only credential handed out."""
+        from shotwatch.policy.identity import AuthError
+
+        try:
+            return server.identity.login(
+                username,
+                password,
+                address=client_address(request),
+                totp_code=totp or None,
+                workstation=workstation,
+            )
+        except AuthError:
+            return None
+
+    def login_form(request: Request, status: int = 200, error: str = "") -> HTMLResponse:
+        remote = server.identity.is_remote(client_address(request))
+        return templates.TemplateResponse(
+            request,
+            "login.html",
+            {
+                "title": server.title,
+                "purposes": purposes,
+                "workstations": list(pol.workstations) if pol is not None else [],
+                "remote": remote,
+                "error": error,
+                "demo_hint": server.demo_hint,
+            },
+            status_code=status,
+        )
+
     @app.get(
         "/login",
         response_class=HTMLResponse,
@@ -557,31 +624,83 @@ def create_app(server: Server) -> FastAPI:
         dependencies=[Depends(_login_action)],
     )
     def login_page(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(request, "login.html", {"title": server.title})
+        return login_form(request)
 
     @app.post(
         "/login",
         tags=["pages"],
-        summary="Sign in (sets the session cookies).",
+        summary="Sign in from the console (password, TOTP when remote; sets the session cookie).",
         dependencies=[Depends(_login_action)],
         response_class=Response,
+        responses={401: {}},
     )
     def login(
-        token: Annotated[str, Form(max_length=500)],
+        request: Request,
+        *,
+        username: Annotated[str, Form(max_length=128)],
+        password: Annotated[str, Form(max_length=1024)],
+        totp: Annotated[str, Form(max_length=12)] = "",
         purpose: Annotated[str, Form(max_length=100)] = "",
         workstation: Annotated[str, Form(max_length=100)] = "",
         next: Annotated[str, Form(max_length=200)] = "/console",
     ) -> Response:
-        user = server.users.by_token(token)
-        audit("auth.login", ok=user is not None, user=user.actor.user_id if user else None)
-        if user is None:
-            return HTMLResponse("<p>Unknown token. <a href='/login'>Try again</a></p>", 401)
+        result = sign_in(request, username, password, totp, workstation)
+        if result is None:
+            return login_form(
+                request,
+                401,
+                "Sign-in refused: wrong user name, password or code, or the account is "
+                "locked. Each attempt is recorded.",
+            )
         dest = next if next.startswith("/") and not next.startswith("//") else "/console"
         resp = RedirectResponse(dest, status_code=303)
         opts: dict[str, Any] = {"httponly": True, "samesite": "strict"}
-        resp.set_cookie(TOKEN_COOKIE, token, **opts)
+        resp.set_cookie(SESSION_COOKIE, result.token, **opts)
         resp.set_cookie(PURPOSE_COOKIE, purpose, **opts)
-        resp.set_cookie(WORKSTATION_COOKIE, workstation, **opts)
+        return resp
+
+    @app.post(
+        "/api/v1/login",
+        tags=["auth"],
+        response_model=LoginOut,
+        summary="Sign in (JSON): a session token for 'Authorization: Bearer'. A TOTP code is "
+        "required from outside the internal networks.",
+        dependencies=[Depends(_login_action)],
+        responses={401: {}},
+    )
+    def api_login(body: LoginIn, request: Request) -> LoginOut:
+        result = sign_in(request, body.username, body.password, body.totp, body.workstation)
+        if result is None:
+            raise HTTPException(
+                401,
+                {"reason": "sign-in refused", "detail": "wrong user, password or code, or "
+                 "account locked"},
+            )  # fmt: skip
+        return LoginOut(
+            token=result.token,
+            user_id=result.user_id,
+            remote=result.remote,
+            second_factor=result.second_factor,
+            expires_at_utc=iso_utc(result.expires_at_s),
+        )
+
+    @app.post(
+        "/logout",
+        tags=["auth"],
+        summary="End the session (cookie or bearer token).",
+        dependencies=[Depends(_login_action)],
+        response_class=Response,
+    )
+    def logout(request: Request) -> Response:
+        token = request_token(request)
+        if token and server.gate.services.by_token(token) is None:
+            server.identity.logout(token)
+        wants_html = "text/html" in request.headers.get("accept", "")
+        resp: Response = (
+            RedirectResponse("/login", status_code=303) if wants_html else Response(status_code=204)
+        )
+        resp.delete_cookie(SESSION_COOKIE)
+        resp.delete_cookie(PURPOSE_COOKIE)
         return resp
 
     def page(name: str, request: Request, **ctx: Any) -> HTMLResponse:
@@ -592,6 +711,9 @@ def create_app(server: Server) -> FastAPI:
             {
                 "title": server.title,
                 "user": user.actor if user else None,
+                "purpose": request_purpose(request),
+                "workstation": user.workstation if user else "",
+                "demo_hint": server.demo_hint,
                 "mode": flow.mode.name,
                 **ctx,
             },
@@ -702,9 +824,11 @@ def create_app(server: Server) -> FastAPI:
     def board_cad(incident_id: IncidentId, request: Request) -> HTMLResponse:
         get_record(incident_id)
         actor = actor_of(request)
-        ws = request.cookies.get(WORKSTATION_COOKIE) or request.headers.get("x-workstation")
         out = flow.enter_into_cad(
-            incident_id, author=actor.user_id, role=server.role_of(actor), workstation=ws
+            incident_id,
+            author=actor.user_id,
+            role=server.role_of(actor),
+            workstation=workstation_of(request) or None,
         )
         audit("dispatch.cad", incident_id=incident_id, user=actor.user_id, ok=out.ok)
         return page("_outcome.html", request, o=OutcomeOut(**out.to_dict()))
@@ -719,16 +843,42 @@ def create_app(server: Server) -> FastAPI:
     def officer(request: Request) -> HTMLResponse:
         return page("officer.html", request, calls=visible_calls(request))
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body FastAPI could not even parse
+            refused = await unauthenticated(request)
+            if refused is not None:
+                return refused
         wants_html = "text/html" in request.headers.get("accept", "")
-        not_signed_in = isinstance(exc.detail, dict) and exc.detail.get("reason") == "not signed in"
+        not_signed_in = exc.status_code == 401
         if wants_html and not_signed_in and request.method == "GET":
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         return JSONResponse(
             {"detail": exc.detail},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    async def unauthenticated(request: Request) -> Response | None:
+        """FastAPI parses a body before any dependency runs; a caller who is not signed in
+        still gets the 401 (audited) rather than a description of what the route expects."""
+        act = next(
+            (a for a in declared_actions(request.scope.get("route")) if a is not Action.LOGIN),
+            None,
+        )
+        if act is None:
+            return None
+        gate = server.gate
+        if await run_in_threadpool(gate.principal, request) is not None:
+            return None
+        why = str(getattr(request.state, "auth_error", ""))
+        err = await run_in_threadpool(gate.refuse, request, act, why)
+        return JSONResponse({"detail": err.detail}, 401, headers=err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return await unauthenticated(request) or await request_validation_exception_handler(
+            request, exc
         )
 
     @app.exception_handler(InputError)
@@ -739,7 +889,8 @@ def create_app(server: Server) -> FastAPI:
 
 
 def _login_action(request: Request) -> None:
-    """Signing in is the LOGIN action; it is decided by the token itself (audited)."""
+    """Signing in is the LOGIN action: the identity service decides it (password, lockout,
+    TOTP when remote) and audits every attempt."""
     return None
 
 
@@ -768,6 +919,8 @@ async def _sse(request: Request, server: Server) -> AsyncIterator[bytes]:
                     return
                 yield b": keep-alive\n\n"
                 continue
+            if server.gate.principal(request, max_age_s=STREAM_RECHECK_S) is None:
+                return  # signed out, transferred, locked or expired: the stream ends
             batch = [ev]  # in a burst, send what is already waiting in one write
             while len(batch) < 64 and not q.empty():
                 batch.append(q.get_nowait())

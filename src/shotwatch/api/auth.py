@@ -1,40 +1,54 @@
-"""Who is asking, and may they: API tokens -> :class:`~shotwatch.policy.engine.Actor`, and the
-policy gate every route asks (``app.state.policy_gate``).
+"""Who is asking, and may they: the server's policy gate (``app.state.policy_gate``).
 
-Users are configured in a TOML file (``[[user]]`` tables; only the SHA-256 of each token is
-stored). A request authenticates with ``Authorization: Bearer <token>`` or, in the browser,
-the HttpOnly ``sw_token`` cookie set by ``/login``. The articulable need the policies demand
-travels as the purpose (``X-Purpose`` header or ``sw_purpose`` cookie, chosen at login) and
-the reference (the incident the route names, else ``X-Reference``); the workstation as
-``X-Workstation`` / ``sw_workstation`` (ADR 0092).
+Every request is authenticated against the identity service
+(:class:`shotwatch.policy.identity.IdentityService`) *at that request*:
 
-The resource of a decision is the incident the route names (its command is the unit the
-incident routes to, its age runs from arrival, ``entered_in_cad`` says whether its call is in
-CAD) or, for collection routes, the actor's own command; list routes then filter each item
-with :meth:`EngineGate.can_view`.
+* people sign in at ``/login`` (console form) or ``POST /api/v1/login`` (JSON) with their
+  password, plus a TOTP code when they sign in from outside the policy's internal networks.
+  The identity service issues a session token; the browser keeps it in the HttpOnly
+  ``sw_session`` cookie, API clients send ``Authorization: Bearer <token>``. Each request
+  rebuilds the actor from the database (``actor_for_session``), so a transfer, a lockout or
+  deactivation, an expired or revoked session, a withdrawn training acknowledgment or a
+  changed role takes effect on the next request;
+* machine clients (e.g. a CAD integration) may hold a service token from the users file
+  (:class:`UserRegistry`). A token only names an identity-service account: the account's
+  attributes, grants and training are read from the identity service at every request, and
+  the request is decided by the same ``decide()`` and audited like any other.
+
+The articulable need travels as the purpose (``X-Purpose`` header, or the ``sw_purpose``
+cookie chosen at sign-in) and the reference (the incident the route names, else
+``X-Reference``). The workstation is the one declared at sign-in (kept in the session) or
+fixed for a service account; a request cannot change it. Remote or not comes from the
+connection's address, never from a header.
+
+Every decision, allowed or denied, and every refused authentication (401) is appended to the
+audit log (ADR 0095).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 
 from shotwatch.core.clock import Clock
 from shotwatch.core.errors import InputError
 from shotwatch.policy.actions import Action
 from shotwatch.policy.engine import Actor, Context, Decision, PolicyEngine, Resource
 
-TOKEN_COOKIE = "sw_token"
-CACHE_TTL_S = 1.0
+SESSION_COOKIE = "sw_session"
 PURPOSE_COOKIE = "sw_purpose"
-WORKSTATION_COOKIE = "sw_workstation"
+CACHE_TTL_S = 1.0
+STREAM_RECHECK_S = 1.0  # a live stream re-reads its user's identity at most this often
+UNAUTHENTICATED = "unauthenticated"
+_UNSET = object()
 
 
 def token_digest(token: str) -> str:
@@ -42,30 +56,48 @@ def token_digest(token: str) -> str:
 
 
 @dataclass(frozen=True)
-class User:
-    actor: Actor
+class ServiceAccount:
+    """A service token (only its SHA-256 is kept) and the identity-service account it names.
+
+    ``provision`` holds the account's attributes when the users file may create it (first
+    start of a development or test server); the identity service stays the source of truth
+    afterwards. ``workstation`` is fixed for the token; ``second_factor`` says whether the
+    token is itself bound to a second factor (e.g. a client certificate checked upstream)."""
+
+    user_id: str
     token_sha256: str
     second_factor: bool = False
+    workstation: str = ""
     display: str = ""
+    provision: Actor | None = None
 
 
 class UserRegistry:
-    def __init__(self, users: Iterable[User] = ()) -> None:
-        self._by_digest: dict[str, User] = {}
-        for u in users:
-            self.add(u)
+    """Service tokens -> identity-service accounts (``[[user]]`` tables of the users file)."""
 
-    def add(self, user: User) -> None:
-        self._by_digest[user.token_sha256] = user
+    def __init__(self, accounts: Iterable[ServiceAccount] = ()) -> None:
+        self._by_digest: dict[str, ServiceAccount] = {}
+        for a in accounts:
+            self.add(a)
 
-    def by_token(self, token: str | None) -> User | None:
+    def add(self, account: ServiceAccount) -> None:
+        self._by_digest[account.token_sha256] = account
+
+    def __iter__(self) -> Any:
+        return iter(list(self._by_digest.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def by_token(self, token: str | None) -> ServiceAccount | None:
         if not token:
             return None
         d = token_digest(token)
-        for k, u in self._by_digest.items():  # constant-time comparison per entry
+        found = None
+        for k, a in self._by_digest.items():  # constant-time comparison per entry
             if hmac.compare_digest(k, d):
-                return u
-        return None
+                found = a
+        return found
 
     @classmethod
     def from_toml(cls, path: str | Path) -> UserRegistry:
@@ -80,6 +112,9 @@ class UserRegistry:
 
     @classmethod
     def from_dicts(cls, rows: Iterable[dict[str, Any]], where: str = "users") -> UserRegistry:
+        """Each row: ``user_id`` and ``token`` or ``token_sha256``; optionally ``workstation``,
+        ``second_factor``, ``display``, and the attributes to create the account with
+        (``agency``, ``role``, ``rank``, ``command``, ``bureau``, ``access``, ``trained``)."""
         reg = cls()
         for i, row in enumerate(rows):
             w = f"{where} user[{i}]"
@@ -88,119 +123,274 @@ class UserRegistry:
             )
             if not digest:
                 raise InputError(w, "token_sha256", "each user needs a token or its SHA-256")
-            for f in ("user_id", "agency", "role", "rank"):
-                if not row.get(f):
-                    raise InputError(w, f, "required")
-            actor = Actor(
-                user_id=row["user_id"],
-                agency=row["agency"],
-                role=row["role"],
-                rank=row["rank"],
-                command=str(row.get("command", "")),
-                bureau=row.get("bureau", ""),
-                active=bool(row.get("active", True)),
-                access=frozenset(row.get("access", [])),
-                trained=frozenset(row.get("trained", [])),
-            )
+            if not row.get("user_id"):
+                raise InputError(w, "user_id", "required")
+            spec = None
+            if any(row.get(f) for f in ("agency", "role", "rank")):
+                for f in ("agency", "role", "rank"):
+                    if not row.get(f):
+                        raise InputError(w, f, "required to create the account")
+                spec = Actor(
+                    user_id=row["user_id"],
+                    agency=row["agency"],
+                    role=row["role"],
+                    rank=row["rank"],
+                    command=str(row.get("command", "")),
+                    bureau=row.get("bureau", ""),
+                    active=bool(row.get("active", True)),
+                    access=frozenset(row.get("access", [])),
+                    trained=frozenset(row.get("trained", [])),
+                )
             reg.add(
-                User(actor, digest, bool(row.get("second_factor", False)), row.get("display", ""))
+                ServiceAccount(
+                    user_id=row["user_id"],
+                    token_sha256=digest,
+                    second_factor=bool(row.get("second_factor", False)),
+                    workstation=str(row.get("workstation", "")),
+                    display=row.get("display", ""),
+                    provision=spec,
+                )
             )
         return reg
+
+    def provision(self, identity: Any, *, source: str = "users-file") -> list[str]:
+        """Create the accounts that carry attributes and do not exist yet (grants and
+        training acknowledgments included, audited by the identity service); returns the
+        ids created. Existing accounts are left as the identity service has them."""
+        from shotwatch.policy.tables import UserRow
+
+        made = []
+        for a in self:
+            spec = a.provision
+            if spec is None:
+                continue
+            with identity._session() as s:
+                if s.get(UserRow, a.user_id) is not None:
+                    continue
+            identity.create_user(
+                user_id=a.user_id,
+                username=a.user_id,
+                agency=spec.agency,
+                rank=spec.rank,
+                role=spec.role,
+                command=spec.command,
+                bureau=spec.bureau,
+                display_name=a.display,
+                created_by=source,
+            )
+            for pid in sorted(spec.access):
+                identity.grant_access(
+                    a.user_id, pid, requested_by=source, approved_by=f"{source}:approved"
+                )
+            for pid in sorted(spec.trained):
+                identity.acknowledge_training(a.user_id, pid)
+            if not spec.active:
+                identity.deactivate(a.user_id, by=source, reason="inactive in the users file")
+            made.append(a.user_id)
+        return made
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller as they stand now: actor, network situation, how they
+    authenticated and the session's workstation."""
+
+    actor: Actor
+    remote: bool
+    second_factor: bool
+    workstation: str
+    via: str  # "session" | "service"
+    resolved_at: float  # time.monotonic() when read from the identity service
 
 
 def request_token(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return request.cookies.get(TOKEN_COOKIE)
+        return auth[7:].strip() or None
+    return request.cookies.get(SESSION_COOKIE) or None
 
 
-def request_value(request: Request, header: str, cookie: str) -> str:
-    return request.headers.get(header) or request.cookies.get(cookie) or ""
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def request_purpose(request: Request) -> str:
+    return (
+        request.headers.get("x-purpose")
+        or request.headers.get("x-shotwatch-purpose")
+        or request.cookies.get(PURPOSE_COOKIE)
+        or ""
+    )
 
 
 ResourceFor = Callable[[Request, Actor], Resource]
 
 
-class EngineGate:
-    """The :class:`shotwatch.policy.web.PolicyGate` of the server: asks the policy engine."""
+class IdentityGate:
+    """The :class:`shotwatch.policy.web.PolicyGate` of the server: the identity service says
+    who is asking, the policy engine decides, the audit log records."""
 
     def __init__(
         self,
         engine: PolicyEngine,
         policy_id: str,
-        users: UserRegistry,
+        identity: Any,
         clock: Clock,
         resource_for: ResourceFor,
+        *,
+        audit: Any,
+        services: UserRegistry | None = None,
     ) -> None:
         if engine.policy(policy_id) is None:
             raise InputError("dispatch settings", "policy_id", f"no policy {policy_id!r}")
         self.engine = engine
         self.policy_id = policy_id
-        self.users = users
+        self.identity = identity
         self.clock = clock
         self.resource_for = resource_for
-        self.audit: Any = None  # an AuditLog: every route decision is appended when set
+        self.audit = audit  # an AuditLog: every decision and refusal is appended
+        self.services = services or UserRegistry()
         self._cache: dict[tuple[Any, ...], tuple[bool, float]] = {}
 
-    def user(self, request: Request) -> User | None:
-        return self.users.by_token(request_token(request))
+    # ---- authentication ------------------------------------------------------------------
 
-    def context(self, request: Request, reference: str = "") -> Context:
-        user = self.user(request)
+    def _resolve(self, request: Request) -> tuple[Principal | None, str]:
+        from shotwatch.policy.identity import AuthError
+
+        token = request_token(request)
+        if token is None:
+            return None, "not signed in"
+        account = self.services.by_token(token)
+        if account is not None:
+            try:
+                actor = self.identity.actor_by_id(account.user_id)
+            except InputError:
+                return None, f"service account {account.user_id!r} does not exist"
+            if not actor.active:
+                return None, "account inactive"
+            return Principal(
+                actor,
+                self.identity.is_remote(client_address(request)),
+                account.second_factor,
+                account.workstation,
+                "service",
+                time.monotonic(),
+            ), ""
+        try:
+            actor, ctx = self.identity.actor_for_session(token)
+        except AuthError as exc:
+            return None, exc.reason
+        return Principal(
+            actor, ctx.remote, ctx.second_factor, ctx.workstation, "session", time.monotonic()
+        ), ""
+
+    def principal(self, request: Request, max_age_s: float | None = None) -> Principal | None:
+        """The caller, read from the identity service once per request (and, for a live
+        stream, again whenever the last reading is older than ``max_age_s``)."""
+        cached = getattr(request.state, "principal", _UNSET)
+        if cached is not _UNSET and (
+            max_age_s is None
+            or (isinstance(cached, Principal) and time.monotonic() - cached.resolved_at < max_age_s)
+        ):
+            return cached if isinstance(cached, Principal) else None
+        p, why = self._resolve(request)
+        request.state.principal = p
+        request.state.auth_error = why
+        return p
+
+    def user(self, request: Request) -> Principal | None:
+        return self.principal(request)
+
+    def refuse(self, request: Request, action: Action, why: str) -> HTTPException:
+        """401 for a request with no valid sign-in, recorded in the audit log."""
+        token = request_token(request)
+        self.audit.append(
+            actor=UNAUTHENTICATED,
+            action=action.spec.value,
+            kind="denied",
+            allowed=False,
+            item=str(request.path_params.get("incident_id", "")),
+            purpose=request_purpose(request),
+            reason=why,
+            policy=self.policy_id,
+            detail={
+                "path": request.url.path,
+                "method": request.method,
+                "address": client_address(request),
+                # which credential failed, without keeping the credential
+                "token_sha256_prefix": token_digest(token)[:16] if token else "",
+            },
+        )
+        return HTTPException(
+            401,
+            {"reason": "not signed in", "detail": why, "login": "/login"},
+            headers={"WWW-Authenticate": 'Bearer realm="shotwatch"'},
+        )
+
+    # ---- authorization -------------------------------------------------------------------
+
+    def context(self, request: Request, p: Principal, reference: str = "") -> Context:
         return Context(
             now_s=self.clock.now(),
-            purpose=request_value(request, "x-purpose", PURPOSE_COOKIE),
+            purpose=request_purpose(request),
             reference=reference or request.headers.get("x-reference", ""),
-            remote=request.headers.get("x-remote", "") == "1",
-            second_factor=bool(user and user.second_factor),
-            workstation=request_value(request, "x-workstation", WORKSTATION_COOKIE),
+            remote=p.remote,
+            second_factor=p.second_factor,
+            workstation=p.workstation,
         )
 
     def authorize(self, request: Request, action: Action) -> Decision:
-        user = self.user(request)
-        if user is None:
-            return Decision(False, (), "not signed in", action.spec.value, self.policy_id)
-        resource = self.resource_for(request, user.actor)
-        ctx = self.context(request, resource.resource_id if resource.kind != "collection" else "")
+        p = self.principal(request)
+        if p is None:
+            raise self.refuse(request, action, getattr(request.state, "auth_error", ""))
+        resource = self.resource_for(request, p.actor)
+        ref = resource.resource_id if resource.kind != "collection" else ""
+        ctx = self.context(request, p, ref)
         if resource.kind == "collection":
             # a list: the items are filtered one by one; here only ask whether the actor may
             # see such data at all (an item of their own command)
             resource = Resource(
-                f"any:{user.actor.command}",
+                f"any:{p.actor.command}",
                 self.policy_id,
                 "incident",
-                user.actor.command,
+                p.actor.command,
                 created_at_s=ctx.now_s,
                 attrs={"entered_in_cad": True},
             )
             ctx = replace(ctx, reference=ctx.reference or "queue")
-        decision = self.engine.decide(user.actor, action, resource, ctx)
-        if self.audit is not None:
-            self.audit.append(
-                actor=user.actor.user_id,
-                action=action.spec.value,
-                kind=action.spec.audit.value if decision.allow else "denied",
-                allowed=decision.allow,
-                item=resource.resource_id,
-                purpose=ctx.purpose,
-                reference=ctx.reference,
-                rules=decision.rules,
-                reason=decision.reason,
-                policy=decision.policy,
-                detail={"path": request.url.path, "method": request.method},
-            )
+        decision = self.engine.decide(p.actor, action, resource, ctx)
+        self.audit.append(
+            actor=p.actor.user_id,
+            action=action.spec.value,
+            kind=action.spec.audit.value if decision.allow else "denied",
+            allowed=decision.allow,
+            item=resource.resource_id,
+            purpose=ctx.purpose,
+            reference=ctx.reference,
+            rules=decision.rules,
+            reason=decision.reason,
+            policy=decision.policy,
+            detail={
+                "path": request.url.path,
+                "method": request.method,
+                "via": p.via,
+                "remote": p.remote,
+                "second_factor": p.second_factor,
+                "workstation": p.workstation,
+            },
+        )
         return decision
 
     def can(self, request: Request, action: Action, resource: Resource) -> bool:
         """Item-level check for lists and live events. Decisions depend on the actor's
         attributes, never on the user id (no compiled rule names a principal), so identical
-        consoles share one cached decision for up to ``CACHE_TTL_S`` (ADR 0092)."""
-        user = self.user(request)
-        if user is None:
+        consoles share one cached decision for up to ``CACHE_TTL_S`` (ADR 0092). The actor is
+        re-read from the identity service at least every ``STREAM_RECHECK_S``."""
+        p = self.principal(request, max_age_s=STREAM_RECHECK_S)
+        if p is None:
             return False
-        ctx = self.context(request, resource.resource_id)
-        a = user.actor
+        ctx = self.context(request, p, resource.resource_id)
+        a = p.actor
         key = (
             a.agency,
             a.role,

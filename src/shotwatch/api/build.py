@@ -11,12 +11,12 @@ import httpx
 from fastapi import Request
 
 from shotwatch.api.app import PulseConsumer, ReportVerifier, Server
-from shotwatch.api.auth import EngineGate, UserRegistry
+from shotwatch.api.auth import IdentityGate, UserRegistry
 from shotwatch.api.media import EvidenceIndex
 from shotwatch.core.clock import Clock
 from shotwatch.core.errors import InputError
 from shotwatch.core.geo import LocalFrame
-from shotwatch.core.settings import DispatchSettings
+from shotwatch.core.settings import DispatchSettings, PolicySettings
 from shotwatch.dispatch.board import EventHub
 from shotwatch.dispatch.boundaries import BoundarySet, load_boundaries
 from shotwatch.dispatch.channels import (
@@ -77,14 +77,34 @@ def build_server(
     frame: LocalFrame | None = None,
     store: FlowStore | None = None,
     engine: PolicyEngine | None = None,
+    identity: Any = None,
+    audit_log: Any = None,
+    policy_settings: PolicySettings | None = None,
 ) -> Server:
+    """The server. People and service accounts are those of ``identity`` (an
+    :class:`~shotwatch.policy.identity.IdentityService`) and every decision goes to
+    ``audit_log`` (default: the identity service's). Without an identity service (tests,
+    benches) a private one is created in a temporary SQLite database, with its own audit log;
+    accounts of the users file that carry attributes are created in it."""
+    engine = engine or default_engine()
+    if identity is None:
+        identity, own_log = ephemeral_identity(clock, engine, policy_settings or PolicySettings())
+        audit_log = audit_log or own_log
+    audit_log = audit_log or identity.audit
+    if audit_log is None:
+        raise InputError("server", "audit_log", "an audit log is required")
     if boundaries is None:
         if not s.boundaries_file:
             raise InputError("dispatch settings", "boundaries_file", "required to route calls")
         boundaries = load_boundaries(Path(s.boundaries_file), max_snap_m=s.max_snap_m)
     if users is None:
         users = UserRegistry.from_toml(s.users_file) if s.users_file else UserRegistry()
-    mode = mode_named(s.mode, tuple(s.supervisor_workstations))
+    users.provision(identity)
+    policy_id = s.policy_id or MODE_POLICY.get(s.mode, "")
+    pol = engine.policy(policy_id)
+    # the supervisor workstations are the policy's list unless the settings narrow it
+    listed = tuple(s.supervisor_workstations) or (tuple(pol.workstations) if pol else ())
+    mode = mode_named(s.mode, listed)
     flow = DispatchFlow(
         ReviewBook(frame),
         boundaries,
@@ -94,7 +114,6 @@ def build_server(
         EventHub(),
         store or NullStore(),
     )
-    policy_id = s.policy_id or MODE_POLICY[mode.name]
     holder: dict[str, Server] = {}
 
     def resource_for(request: Request, actor: Actor) -> Resource:
@@ -105,11 +124,15 @@ def build_server(
             return srv.incident_resource(iid, kind)
         return Resource("collection", policy_id, "collection", actor.command)
 
-    gate = EngineGate(engine or default_engine(), policy_id, users, clock, resource_for)
+    gate = IdentityGate(
+        engine, policy_id, identity, clock, resource_for, audit=audit_log, services=users
+    )
     server = Server(
         flow=flow,
         gate=gate,
         users=users,
+        identity=identity,
+        audit=audit_sink(audit_log),
         evidence=EvidenceIndex(frame=frame),
         max_report_bytes=s.max_report_bytes,
     )
@@ -118,6 +141,28 @@ def build_server(
     server.consumer = consumer
     holder["server"] = server
     return server
+
+
+def ephemeral_identity(
+    clock: Clock, engine: PolicyEngine, settings: PolicySettings
+) -> tuple[Any, Any]:
+    """An identity service and audit log in a fresh SQLite database under the temporary
+    folder (removed at exit): for tests, benches and the demo."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from shotwatch.audit.log import AuditLog
+    from shotwatch.policy.identity import IdentityService
+    from shotwatch.storage.db import make_engine, migrate
+
+    folder = tempfile.mkdtemp(prefix="shotwatch-identity-")
+    atexit.register(shutil.rmtree, folder, True)
+    url = f"sqlite:///{folder}/identity.db"
+    migrate(url)
+    db = make_engine(url)
+    log = AuditLog(db, clock)
+    return IdentityService(db, clock, settings, engine.policies, audit=log), log
 
 
 def audit_sink(log: Any) -> Callable[[str, dict[str, Any]], None]:

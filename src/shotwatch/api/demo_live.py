@@ -4,7 +4,8 @@ A simulated sensor network (the shipped scenarios) is laid over a real police di
 sensor gets an Ed25519 key, and its pulses become signed reports (with the simulated audio
 around each arrival) posted to the running server over HTTP at the pace they happened, shifted
 to now. They go through signature checks, the live pipeline, the review queue and, once a
-reviewer confirms, dispatch. Demo users and their tokens are printed at start.
+reviewer confirms, dispatch. Demo accounts (user name, password, TOTP secret) are created in
+the identity service and printed at start; people sign in at /login as on a real server.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import httpx
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shotwatch.api.auth import UserRegistry
 from shotwatch.core.model import iso_utc
+from shotwatch.policy.identity import IdentityService
 from shotwatch.sensor.messages import ReportFields
 from shotwatch.sensor.signer import SensorSigner
 
@@ -83,30 +84,64 @@ def plan(
     return out
 
 
-def demo_users(command: str) -> tuple[UserRegistry, dict[str, str]]:
-    """A detective (reviews) and an officer (mobile view) of ``command``; tokens are fresh."""
-    tokens = {"analyst": secrets.token_urlsafe(12), "officer": secrets.token_urlsafe(12)}
-    ss = "nypd-shotspotter"
-    base = {"agency": "NYPD", "command": command, "access": [ss], "trained": [ss]}
-    reg = UserRegistry.from_dicts(
-        [
-            {
-                **base,
-                "token": tokens["analyst"],
-                "user_id": "demo.analyst",
-                "role": "investigator",
-                "rank": "detective",
-            },
-            {
-                **base,
-                "token": tokens["officer"],
-                "user_id": "demo.officer",
-                "role": "officer",
-                "rank": "police_officer",
-            },
-        ]
-    )
-    return reg, tokens
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    password: str
+    role: str
+    totp_secret: str
+    workstation: str = ""
+
+
+DEMO_PEOPLE = {
+    "nypd": (
+        ("demo.analyst", "NYPD", "investigator", "detective", ""),
+        ("demo.officer", "NYPD", "officer", "police_officer", ""),
+    ),
+    "sfdem": (
+        (
+            "demo.supervisor",
+            "SF-DEM",
+            "supervisor",
+            "public_safety_supervisor_8239",
+            "DEM-SUP-WS-1",
+        ),
+        ("demo.dispatcher", "SF-DEM", "dispatcher", "public_safety_dispatcher_8238", ""),
+    ),
+}
+DEMO_POLICY = {"nypd": "nypd-shotspotter", "sfdem": "sf-dem-gunshot-detection"}
+
+
+def demo_users(identity: IdentityService, command: str, mode: str = "nypd") -> list[DemoAccount]:
+    """People of ``command`` for the demo, created in the identity service like real users:
+    Argon2id password (fresh, random), enrolled TOTP, access granted by two people (demo CO
+    and demo ITB) and training acknowledged. Existing accounts are given new passwords."""
+    from shotwatch.policy.tables import UserRow
+
+    pid = DEMO_POLICY[mode]
+    out = []
+    for username, agency, role, rank, ws in DEMO_PEOPLE[mode]:
+        password = secrets.token_urlsafe(9)
+        with identity._session() as s:
+            exists = s.get(UserRow, username) is not None
+        if exists:
+            identity.set_password(username, password)
+        else:
+            identity.create_user(
+                user_id=username,
+                username=username,
+                agency=agency,
+                rank=rank,
+                role=role,
+                command=command if agency == "NYPD" else "DEM",
+                password=password,
+                display_name=f"Demo {role}",
+                created_by="demo",
+            )
+            identity.grant_access(username, pid, requested_by="demo.co", approved_by="demo.itb")
+            identity.acknowledge_training(username, pid)
+        out.append(DemoAccount(username, password, role, identity.enroll_totp(username), ws))
+    return out
 
 
 async def feed(

@@ -24,6 +24,8 @@ from shotwatch.core.model import Pulse, Sensor, ShotLocation, iso_utc
 from shotwatch.core.settings import Settings, load_settings
 from shotwatch.incidents import IncidentBuilder
 from shotwatch.io.pittsburgh import find_test_dirs, read_test
+from shotwatch.signal.few_sensor import MAX_SENSORS as FEW_SENSORS
+from shotwatch.signal.few_sensor import FewSensorGrouper
 
 
 def register(sub: Any) -> None:
@@ -52,6 +54,7 @@ class _Input:
     temperature_c: float | None
     frame: LocalFrame | None
     errors: list[InputError]
+    from_audio: bool = False
 
 
 def _audio_dirs(root: Path) -> list[Path]:
@@ -84,6 +87,7 @@ def _read_inputs(root: Path, from_audio: bool) -> list[_Input]:
                     temp,
                     ap.frame,
                     list(ap.errors),
+                    from_audio=True,
                 )
             )
         return out
@@ -111,11 +115,16 @@ def locate_input(
     if temp is None:
         temp = settings.location.default_temperature_c
     c = speed_of_sound_mps(temp)
-    assoc = Associator(settings, c, item.sensors, dims=dims)
     shots: list[ShotLocation] = []
-    for p in sorted(item.pulses, key=lambda p: (p.t_s, p.sensor, p.pulse_id)):
-        shots.extend(assoc.feed(p))
-    shots.extend(assoc.flush())
+    n_sensors = len({p.sensor for p in item.pulses})
+    if item.from_audio and n_sensors <= FEW_SENSORS:
+        # A folder of a few recordings: exhaustive hypothesis testing (ADR 0022).
+        shots = FewSensorGrouper(item.sensors, c, settings, dims=dims).run(item.pulses)
+    else:
+        assoc = Associator(settings, c, item.sensors, dims=dims)
+        for p in sorted(item.pulses, key=lambda p: (p.t_s, p.sensor, p.pulse_id)):
+            shots.extend(assoc.feed(p))
+        shots.extend(assoc.flush())
     if item.frame is not None:
         geo = []
         for s in shots:
@@ -161,8 +170,20 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config) if args.config else Settings()
     dims = args.dims or settings.location.dims
     inputs = _read_inputs(args.dir, args.from_audio)
+    if not inputs and not args.from_audio:
+        # A folder of sensor recordings without a published pulse file (an smj0 incident
+        # folder, say) is located from its audio, and the user is told so.
+        inputs = _read_inputs(args.dir, True)
+        if inputs:
+            print(
+                f"shotwatch locate: {args.dir}: no allpulses.json; locating from the sensor "
+                "audio (as with --from-audio)",
+                file=sys.stderr,
+            )
     if not inputs:
-        raise InputError(str(args.dir), "path", "no test folders found")
+        raise InputError(
+            str(args.dir), "path", "no test folders found (neither allpulses.json nor WAVs)"
+        )
     n_errors = 0
     rows: list[dict[str, Any]] = []
     for item in inputs:

@@ -21,7 +21,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--port", type=int, default=None, help="listen port (default: dispatch.port)")
     p.add_argument("--boundaries", default=None, help="police boundary GeoJSON file")
     p.add_argument("--mode", choices=["nypd", "sfdem"], default=None, help="deployment flow")
-    p.add_argument("--users", default=None, help="users TOML file ([[user]] tables)")
+    p.add_argument(
+        "--users",
+        default=None,
+        help="service tokens TOML file ([[user]] tables mapping hashed tokens to identity "
+        "accounts, e.g. for a CAD integration); people sign in with password + TOTP",
+    )
     p.add_argument(
         "--mqtt",
         default=None,
@@ -67,7 +72,17 @@ def run(args: argparse.Namespace) -> int:
     clock = SystemClock()
     url = resolve_url(args.db or settings.storage.url)
     migrate(url)
-    sessions = session_factory(make_engine(url))
+    db = make_engine(url)
+    sessions = session_factory(db)
+    from shotwatch.audit.log import AuditLog
+    from shotwatch.policy.engine import PolicyEngine, default_engine
+    from shotwatch.policy.identity import IdentityService
+    from shotwatch.policy.schema import load_policies
+
+    pst = settings.policy
+    engine = PolicyEngine(load_policies(pst.policy_dir)) if pst.policy_dir else default_engine()
+    audit_log = AuditLog(db, clock, checkpoint_every=pst.audit_checkpoint_every)
+    identity = IdentityService(db, clock, pst, engine.policies, audit=audit_log)
     verifier = Ingest(SqlIngestStore(sessions), IngestLimits.from_settings(settings.sensor), clock)
     from shotwatch.api.live import PipelineConsumer, ticker
     from shotwatch.core.geo import LocalFrame
@@ -89,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
         store=BatchedSqlFlowStore(sessions),
         consumer=consumer,
         frame=frame,
+        engine=engine,
+        identity=identity,
+        audit_log=audit_log,
     )
 
     async def _tick() -> None:
@@ -106,12 +124,6 @@ def run(args: argparse.Namespace) -> int:
         recent = load_pulses(session=s, start_s=clock.now() - lookback_s)
     replayed = resume(consumer, recent, lambda iid: iid in server.flow.book.records, server.accept)
     print(f"shotwatch serve: resumed the pipeline from {replayed} recent pulses", file=sys.stderr)
-    from shotwatch.api.build import audit_sink
-    from shotwatch.audit.log import AuditLog
-
-    audit_log = AuditLog(make_engine(url), clock)
-    server.audit = audit_sink(audit_log)
-    server.gate.audit = audit_log
     if args.mqtt:
         mhost, _, mport = args.mqtt.rpartition(":")
         if not mhost or not mport.isdigit():
@@ -193,24 +205,33 @@ def _run_demo(args: argparse.Namespace, settings: object) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="shotwatch-demo-"))
     url = args.db or f"sqlite:///{tmp / 'demo.db'}"
     migrate(url)
-    sessions = session_factory(make_engine(url))
+    db = make_engine(url)
+    sessions = session_factory(db)
+    mode = args.mode or "nypd"
+    from shotwatch.audit.log import AuditLog
+    from shotwatch.policy.engine import default_engine
+    from shotwatch.policy.identity import IdentityService
+
+    audit_log = AuditLog(db, SystemClock())
+    identity = IdentityService(
+        db, SystemClock(), settings.policy, default_engine().policies, audit=audit_log
+    )
     print("shotwatch serve --demo: simulating the scenarios...", file=sys.stderr)
     reports = plan()
     keys = {s: Ed25519PrivateKey.generate() for s in sorted({r.serial for r in reports})}
     clock = SystemClock()
     frame = LocalFrame(*DEMO_ORIGIN)
-    users, tokens = demo_users(command)
+    people = demo_users(identity, command, mode)
     consumer = PipelineConsumer(
         lambda sink: Pipeline(settings, clock, sink, frame=frame),
         StoreSink(sessions),
         preliminary=True,  # open incidents reach the queue within the shot wait (ADR 0106)
     )
-    d = settings.dispatch.model_copy(update={"mode": args.mode or "nypd"})
+    d = settings.dispatch.model_copy(update={"mode": mode})
     server = build_server(
         d,
         clock=clock,
         boundaries=boundaries,
-        users=users,
         channels=[FakeChannel("demo-webhook")],
         verifier=Ingest(
             MemoryIngestStore({s: k.public_key() for s, k in keys.items()}), IngestLimits(), clock
@@ -218,6 +239,12 @@ def _run_demo(args: argparse.Namespace, settings: object) -> int:
         consumer=consumer,
         frame=frame,
         store=BatchedSqlFlowStore(sessions),
+        identity=identity,
+        audit_log=audit_log,
+    )
+    server.demo_hint = (
+        "DEMO SERVER: simulated sensors, throw-away accounts (printed in the terminal that "
+        "started it: " + ", ".join(a.username for a in people) + "). Not for real use."
     )
     host, port = args.host or d.host, args.port or d.port
     base = f"http://{host}:{port}"
@@ -234,8 +261,14 @@ def _run_demo(args: argparse.Namespace, settings: object) -> int:
     print(
         f"\nShotWatch demo on {base}/login  (district {command}, {len(keys)} sensors, "
         f"{len(reports)} reports over {reports[-1].t_rel_s:.0f} s)\n"
-        f"  analyst token: {tokens['analyst']}\n  officer token: {tokens['officer']}\n"
-        f"  review queue {base}/console · board {base}/board · officer {base}/officer\n",
+        + "".join(
+            f"  sign in as {a.username} ({a.role}) password {a.password}"
+            + (f" at workstation {a.workstation}" if a.workstation else "")
+            + f"\n    TOTP secret {a.totp_secret} (needed only from outside "
+            f"{', '.join(settings.policy.internal_networks)})\n"
+            for a in people
+        )
+        + f"  review queue {base}/console · board {base}/board · officer {base}/officer\n",
         file=sys.stderr,
     )
     if args.open:

@@ -176,6 +176,12 @@ class IncidentSettings(Section):
         description="Shots whose arrival-time residual RMS exceeds this count as rounds but "
         "neither start a shooter nor move one (their position is doubtful).",
     )
+    reliable_rms_ratio: float = Field(
+        1.5,
+        ge=1.0,
+        description="A shot is also doubtful when its residual RMS exceeds this many times the "
+        "incident's best (the propagation error all its rounds share), whichever is larger.",
+    )
 
 
 class ClassificationSettings(Section):

@@ -41,6 +41,8 @@ R90_PER_SIGMA = math.sqrt(-2.0 * math.log(0.1))
 #: sigma used when a shot carries no usable uncertainty.
 DEFAULT_SIGMA_M = 5.0
 MIN_SIGMA_M = 0.5
+#: shots with fewer sensors have too few degrees of freedom for their RMS to set the floor
+FLOOR_MIN_SENSORS = 5
 
 
 def shot_sigma_m(shot: ShotLocation) -> float:
@@ -246,18 +248,32 @@ class IncidentBuilder:
         allowed = max(st.duplicate_distance_m, 2.5 * math.hypot(shot_sigma_m(a), shot_sigma_m(b)))
         return d <= allowed
 
+    def _gated(self, shot: ShotLocation, tracks: list[_Track]) -> _Track | None:
+        """The track whose prediction at the shot's time is nearest within its gate."""
+        sep = self.settings.shooter_separation_m
+        best, best_ratio = None, math.inf
+        for tr in tracks:
+            (px, py), sig = tr.predict(shot.t0_s)
+            gate = sep + 2.0 * math.hypot(sig, shot_sigma_m(shot))
+            ratio = math.hypot(shot.x_m - px, shot.y_m - py) / gate
+            if ratio <= 1.0 and ratio < best_ratio:
+                best, best_ratio = tr, ratio
+        return best
+
+    def attribute(self, shot: ShotLocation, tracks: list[_Track]) -> _Track:
+        """A doubtful round's shooter: the track it falls in the gate of (its position is
+        doubtful, not necessarily wrong: with two shooters firing at once this tells them
+        apart), else the shooter firing at that time (nearest in time, then most rounds)."""
+        gated = self._gated(shot, tracks)
+        if gated is not None:
+            return gated
+        return min(tracks, key=lambda tr: (tr.time_gap_s(shot.t0_s), -len(tr.shots)))
+
     def tracks(self, shots: list[ShotLocation]) -> list[_Track]:
         """Shooters: assign time-ordered shots to position tracks."""
-        sep = self.settings.shooter_separation_m
         tracks: list[_Track] = []
         for shot in shots:
-            best, best_ratio = None, math.inf
-            for tr in tracks:
-                (px, py), sig = tr.predict(shot.t0_s)
-                gate = sep + 2.0 * math.hypot(sig, shot_sigma_m(shot))
-                ratio = math.hypot(shot.x_m - px, shot.y_m - py) / gate
-                if ratio <= 1.0 and ratio < best_ratio:
-                    best, best_ratio = tr, ratio
+            best = self._gated(shot, tracks)
             if best is None:
                 best = _Track()
                 tracks.append(best)
@@ -300,13 +316,14 @@ class IncidentBuilder:
         """One incident from its shots (also usable on a complete, known group of shots)."""
         kept, dropped = self.dedupe(shots)
         st = self.settings
-        reliable = [s for s in kept if s.residual_rms_s <= st.reliable_max_rms_s]
+        limit = max(st.reliable_max_rms_s, st.reliable_rms_ratio * rms_floor_s(kept))
+        reliable = [s for s in kept if s.residual_rms_s <= limit]
         if not reliable:
             reliable = kept
         weak = [s for s in kept if s not in reliable]
         tracks = self.tracks(reliable)
-        for w_shot in weak:  # a doubtful round belongs to the shooter firing at that time
-            min(tracks, key=lambda tr: tr.time_gap_s(w_shot.t0_s)).weak.append(w_shot)
+        for w_shot in weak:
+            self.attribute(w_shot, tracks).weak.append(w_shot)
         shooters: list[dict[str, object]] = []
         positions: list[tuple[float, float]] = []
         any_auto = False
@@ -364,6 +381,17 @@ class IncidentBuilder:
             provenance=Provenance.automatic(ALGORITHM, VERSION, created_s),
             extra={"shooters": shooters, "duplicate_shot_ids": dropped},
         )
+
+
+def rms_floor_s(shots: list[ShotLocation]) -> float:
+    """The smallest residual RMS among an incident's well-determined shots (>=
+    ``FLOOR_MIN_SENSORS`` sensors, else all): the error its rounds share (pick error, wind and
+    temperature the locator does not know, diffraction), which a correctly grouped round does
+    not exceed by much, and a set mixing pulses of different rounds does."""
+    good = [s.residual_rms_s for s in shots if s.n_sensors >= FLOOR_MIN_SENSORS]
+    rms = good or [s.residual_rms_s for s in shots]
+    finite = [r for r in rms if math.isfinite(r)]
+    return min(finite) if finite else 0.0
 
 
 def _better(a: ShotLocation, b: ShotLocation) -> bool:

@@ -596,9 +596,14 @@ class IdentityService:
                 sess.revoked_at_s = now
                 sess.revoke_reason = "idle timeout"
                 raise AuthError("session expired (idle)")
-            sess.last_seen_s = now
             user = s.get(UserRow, sess.user_id)
             assert user is not None
+            # a lockout or deactivation ends open sessions too, at their next request
+            if not user.active:
+                raise AuthError("account inactive")
+            if user.locked_until_s is not None and user.locked_until_s > now:
+                raise AuthError("account locked")
+            sess.last_seen_s = now
             actor = self.actor(s, user)
             ctx = Context(
                 now_s=now,

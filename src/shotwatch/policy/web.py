@@ -60,6 +60,11 @@ def _declared(dependant: Any) -> list[Action]:
     return found
 
 
+def declared_actions(route: Any) -> list[Action]:
+    """The actions one route declares (empty for anything that is not an API route)."""
+    return _declared(route.dependant) if isinstance(route, APIRoute) else []
+
+
 def route_actions(app: Any) -> dict[str, list[Action]]:
     """``"METHOD /path"`` -> the actions each API route declares."""
     out: dict[str, list[Action]] = {}

@@ -45,7 +45,7 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 # Random streams (one per stage).
-_LAYOUT, _SOURCES, _PATHS, _PICKS, _FALSE = range(5)
+_LAYOUT, _SOURCES, _PATHS, _PICKS, _FALSE, _DIFFRACTION = range(6)
 #: Paths weaker than this SNR are not kept even for audio (far below the noise).
 AUDIBLE_SNR_DB = -10.0
 #: Random level fluctuation (scintillation, sd dB) applied per path.
@@ -366,6 +366,7 @@ def build_paths(
     """Every arrival heard above ``AUDIBLE_SNR_DB`` at every sensor."""
     env = scene_env.environment
     rng = rng_for(seed, _PATHS)
+    diff_rng = rng_for(seed, _DIFFRACTION)
     if not emissions or sensor_xyz.shape[0] == 0:
         return _empty_paths()
     ex = np.array([[e.x_m, e.y_m, e.z_m] for e in emissions])
@@ -420,6 +421,11 @@ def build_paths(
         nlos_delay = rng.uniform(*env.nlos_delay_s, size=ei.size)
         nlos_att = rng.uniform(*env.nlos_attenuation_db, size=ei.size)
         t_true = t_true + np.where(nlos, nlos_delay, 0.0)
+        if env.diffraction_delay_s_per_km > 0:
+            # unblocked urban paths still bend over roofs and round corners: a small excess
+            # delay growing with path length (own stream: the other draws stay unchanged)
+            mean = env.diffraction_delay_s_per_km * dd / 1000.0
+            t_true = t_true + np.where(nlos, 0.0, diff_rng.exponential(1.0, ei.size) * mean)
         amp = amp - np.where(nlos, nlos_att, 0.0)
         level = amp - alpha[eg] * dd + ground_gain
         snr = level - noise_db[si]

@@ -100,6 +100,13 @@ class Environment(_Model):
     nlos_share: float = Field(0.1, ge=0, le=1, description="Share of blocked direct paths.")
     nlos_delay_s: tuple[float, float] = Field((0.001, 0.02), description="Excess delay range.")
     nlos_attenuation_db: tuple[float, float] = (6.0, 18.0)
+    diffraction_delay_s_per_km: float = Field(
+        0.0,
+        ge=0,
+        le=0.05,
+        description="Mean excess delay of unblocked paths per km (over rooftops, around "
+        "corners); exponentially distributed per path. 0 gives ideal straight paths.",
+    )
     echoes_per_path: float = Field(0.3, ge=0, le=10, description="Mean echoes per heard path.")
     echo_delay_s: tuple[float, float] = (0.03, 0.6)
     echo_attenuation_db: tuple[float, float] = (6.0, 20.0)
