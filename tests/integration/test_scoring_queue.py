@@ -114,3 +114,31 @@ def test_incident_without_audio_is_not_held_back() -> None:
 
     asyncio.run(go())
     assert "not classified" in got[0].extra["classification"]["explanation"]
+
+
+class BrokenExecutor(cf.Executor):
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        raise cf.BrokenExecutor("worker process died")
+
+
+def test_a_broken_pool_does_not_lose_or_reorder_incidents() -> None:
+    incs, ev = _incidents(3)
+    got: list[Incident] = []
+    held = HeldExecutor()
+
+    async def go() -> None:
+        q = ScoringQueue(got.append, held)
+        q.submit(incs[0], ev)  # still scoring
+        q._executor = BrokenExecutor()
+        q.submit(incs[1], ev)  # cannot be scored
+        q._executor = held
+        q.submit(incs[2], ev)
+        assert got == []  # nothing overtakes the first
+        held.finish(1)
+        held.finish(0)
+        await q.settle()
+
+    asyncio.run(go())
+    assert [i.incident_id for i in got] == ["i0", "i1", "i2"]
+    assert "scoring failed" in got[1].extra["classification"]["explanation"]
+    assert got[0] == classify_incident(incs[0], ev) and got[2] == classify_incident(incs[2], ev)

@@ -155,6 +155,7 @@ class _Pending:
     shots: list[ShotLocation]
     jobs: list[SnippetJob]
     future: asyncio.Future[list[PulseDecision | None]] | None
+    error: str | None = None
 
 
 class ScoringQueue:
@@ -202,16 +203,25 @@ class ScoringQueue:
         self._pending.append(entry)
         if jobs:
             loop = asyncio.get_running_loop()
-            entry.future = loop.run_in_executor(self.executor, score_snippets, jobs)
-            entry.future.add_done_callback(lambda _f: self._hand_on())
-        else:
-            self._hand_on()
+            try:
+                entry.future = loop.run_in_executor(self.executor, score_snippets, jobs)
+            except Exception as exc:  # e.g. a broken pool: this one unscored, a new pool next
+                entry.error = f"scoring failed: {exc!r}"
+                if self._own and self._executor is not None:
+                    self._executor.shutdown(wait=False, cancel_futures=True)
+                    self._executor = None
+            else:
+                entry.future.add_done_callback(lambda _f: self._hand_on())
+                return
+        self._hand_on()
 
     def _hand_on(self) -> None:
         while self._pending and (self._pending[0].future is None or self._pending[0].future.done()):
             e = self._pending.popleft()
-            if e.future is None:
-                out = fuse(e.incident, e.shots, e.jobs, [])
+            if e.error is not None:
+                out = not_classified(e.incident, e.error)
+            elif e.future is None:
+                out = fuse(e.incident, e.shots, e.jobs, [])  # no snippets: says so
             else:
                 exc = e.future.exception()
                 out = (
