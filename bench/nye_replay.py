@@ -478,6 +478,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "lost": {
             "not_stored": len(sent_at) - int(stored or 0),
             "console_deliveries_missing": missing_console,
+            "board_deliveries_missing": sum(
+                args.consoles - len(board_seen.get(i, [])) for i in confirm_at
+            ),
             "webhooks_missing": sum(1 for i in confirm_at if i not in received),
         },
         "queue_in_priority_order": priority_ok(queue),
