@@ -255,3 +255,37 @@ def test_sf_dem_supervisor_enters_into_cad(browser: Any, boundaries_dir: Path) -
         _shot(disp, "07-sfdem-dispatcher-in-cad")
         sup_ctx.close()
         disp_ctx.close()
+
+
+def test_sign_in_refusal_and_transfer_end_the_console_session(
+    browser: Any, boundaries_dir: Path
+) -> None:
+    nypd = load_boundaries(boundaries_dir / "nypd-precincts.geojson")
+    srv = build_server(DispatchSettings(), clock=SystemClock(), boundaries=nypd, users=users(),
+                       channels=[])  # fmt: skip
+    set_passwords(srv)
+    with LiveServer(srv) as live:
+        ctx = browser.new_context(viewport={"width": 1200, "height": 800})
+        page = ctx.new_page()
+        page.goto(f"{live.url}/login")
+        page.fill("input[name=username]", "det.ana")
+        page.fill("input[name=password]", "not-the-password")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#login-error")
+        assert "Sign-in refused" in page.inner_text("#login-error")
+        _shot(page, "08-sign-in-refused")
+        _login(page, live.url, "det.ana", "criminal_investigation")
+        page.wait_for_url("**/console")
+        page.wait_for_selector("#live-state.on")
+        assert "criminal investigation" in page.inner_text("header .who")
+        # transferred while the console is open: the live stream ends and cannot reconnect
+        srv.identity.transfer("det.ana", command="40", by="itb.admin")
+        page.wait_for_selector("#live-state.ended", timeout=8000)
+        _shot(page, "09-transferred-stream-ended")
+        page.reload()
+        page.wait_for_url("**/login?next=/console")
+        ctx.close()
+    entries = [srv.gate.audit.entry(r.seq) for r in srv.gate.audit.rows()]
+    assert any(e["action"] == "auth.login" and not e["allowed"] for e in entries)
+    assert any(e["actor"] == "unauthenticated" and "transferred" in e["reason"] for e in entries)
+    assert srv.gate.audit.verify().ok

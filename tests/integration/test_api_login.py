@@ -46,7 +46,7 @@ class World:
     app: FastAPI
     clock: ReplayClock
     totp: dict[str, str] = field(default_factory=dict)
-    refused: list[tuple[str, str, int]] = field(default_factory=list)
+    refused: list[tuple[str, str, int, int]] = field(default_factory=list)
 
     def request(
         self,
@@ -72,11 +72,15 @@ class World:
             async with httpx.AsyncClient(transport=transport, base_url="http://sw") as c:
                 return await c.request(method, path, headers=headers, **kw)
 
-        before = self.srv.gate.audit.stats["entries"]
+        before = self.head()
         r = asyncio.run(go())
         if r.status_code in (401, 403) and not path.endswith("login"):
-            self.refused.append((method, path, before))
+            self.refused.append((method, path, before, self.head()))
         return r
+
+    def head(self) -> int:
+        """Sequence number of the last audit entry."""
+        return max((row.seq for row in self.srv.gate.audit.rows()), default=0)
 
     def login(self, username: str, *, client: tuple[str, int] = ONSITE, **body: Any) -> Any:
         return self.request(
@@ -133,8 +137,8 @@ def _check_every_refusal_audited(w: World) -> None:
     """Each 401/403 left a denied entry naming its path, and the chain verifies."""
     entries = w.audit_entries()
     assert w.refused, "the test should have been refused somewhere"
-    for method, path, before in w.refused:
-        after = [e for e in entries if e["seq"] > before]
+    for method, path, before, after_seq in w.refused:
+        after = [e for e in entries if before < e["seq"] <= after_seq]  # this request's own
         assert any(
             not e["allowed"]
             and e["detail"].get("path") == path
@@ -323,3 +327,25 @@ def test_users_cli_makes_a_service_account_the_server_decides_like_a_person(
     assert w.request("GET", path, token=token, purpose=purpose).status_code == 403
     assert "token" not in (tmp_path / "users.toml").read_text().replace("token_sha256", "")
     _check_every_refusal_audited(w)
+
+
+def test_a_live_stream_ends_when_its_user_is_transferred(world: World) -> None:
+    w = world
+    tok = w.login("det.kim").json()["token"]
+
+    async def go() -> tuple[httpx.Response, float]:
+        transport = httpx.ASGITransport(app=w.app, client=ONSITE)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sw") as c:
+            headers = {"Authorization": f"Bearer {tok}", "X-Purpose": "emergency_response"}
+            stream = asyncio.create_task(c.get("/api/v1/events", headers=headers))
+            await asyncio.sleep(0.3)
+            assert not stream.done()  # the stream stays open while the sign-in is valid
+            t0 = asyncio.get_running_loop().time()
+            await asyncio.to_thread(w.srv.identity.transfer, "det.kim", command="40", by="itb")
+            r = await asyncio.wait_for(stream, timeout=10)
+            return r, asyncio.get_running_loop().time() - t0
+
+    r, took_s = asyncio.run(go())
+    # the transport returns once the server ends the stream: within one re-check period
+    assert r.status_code == 200 and r.text.startswith(": connected")
+    assert took_s < 2 * 1.0 + 0.5

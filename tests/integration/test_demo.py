@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_demo_end_to_end_on_a_tiny_scenario(
     scen = tmp_path / "tiny.toml"
     scen.write_text(TINY, encoding="utf-8")
     db = tmp_path / "demo.db"
-    args = ["demo", "--db", f"sqlite:///{db}", "--no-real", "--scenario", str(scen)]
+    args = ["demo", "--db", f"sqlite:///{db}", "--no-real", "--no-live", "--scenario", str(scen)]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "Incidents: simulated" in out
@@ -127,6 +128,7 @@ def test_demo_on_real_live_fire_tests(
         str(data_dir),
         "--real-tests",
         "3",
+        "--no-live",
         "--scenario",
         str(scen),
     ]
@@ -144,3 +146,33 @@ def test_demo_on_real_live_fire_tests(
     assert float(ev.group(3)) < 10.0
     # the reader's reports of bad records reach the summary
     assert "input problems reported" in real and "duplicate" in real
+
+
+def test_live_demo_brings_incidents_to_the_review_queue(tmp_path: Path) -> None:
+    """`shotwatch demo`'s live part (`serve --demo`): simulated sensors post signed reports
+    over HTTP to the running server, whose pipeline puts incidents in the review queue; with
+    --live-for it stops by itself. Runs with no real data (made-up districts)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SHOTWATCH_DATA": str(tmp_path / "no-data")}
+    db = f"sqlite:///{tmp_path / 'live.db'}"
+    cmd = [sys.executable, "-m", "shotwatch", "serve", "--demo", "--live-for", "75"]
+    proc = subprocess.run(
+        [*cmd, "--port", str(port), "--db", db],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "made-up demo districts" in proc.stderr
+    assert "sign in as demo.analyst" in proc.stderr
+    m = re.search(r"incidents in the review queue: (\d+)", proc.stderr)
+    assert m is not None and int(m.group(1)) >= 1, proc.stderr

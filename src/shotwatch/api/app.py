@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -486,7 +487,8 @@ def create_app(server: Server) -> FastAPI:
                 version=None,
             )
         outcome, call = await flow.review(incident_id, cmd)
-        audit(
+        await asyncio.to_thread(  # a durable append: off the loop that feeds the consoles
+            audit,
             "review.command",
             incident_id=incident_id,
             command=name,
@@ -654,7 +656,12 @@ def create_app(server: Server) -> FastAPI:
             )
         dest = next if next.startswith("/") and not next.startswith("//") else "/console"
         resp = RedirectResponse(dest, status_code=303)
-        opts: dict[str, Any] = {"httponly": True, "samesite": "strict"}
+        opts: dict[str, Any] = {
+            "httponly": True,
+            "samesite": "strict",
+            "secure": request.url.scheme == "https",  # behind TLS the cookie never leaves it
+            "max_age": max(0, int(result.expires_at_s - server.flow.clock.now())),
+        }
         resp.set_cookie(SESSION_COOKIE, result.token, **opts)
         resp.set_cookie(PURPOSE_COOKIE, purpose, **opts)
         return resp
@@ -905,13 +912,36 @@ def _boundaries_json(server: Server) -> str:
     return str(cached)
 
 
+_STREAM_END: dict[str, Any] = {}
+
+
 async def _sse(request: Request, server: Server) -> AsyncIterator[bytes]:
-    """Queue and board events, each shown only if the subscriber may view its incident."""
+    """Queue and board events, each shown only if the subscriber may view its incident.
+
+    A watcher re-reads the subscriber from the identity service off the event loop when the
+    identity service changed something (checked every ``STREAM_RECHECK_S``) and at least every
+    ``STREAM_FULL_RECHECK_S``, and ends the stream once the sign-in is no longer valid (signed
+    out, transferred, locked, expired); event delivery never waits for the database."""
     hub = server.flow.hub
     q = hub.subscribe()
+    gate = server.gate
+    ended = asyncio.Event()
+
+    async def watch() -> None:
+        state = {"epoch": float(getattr(gate.identity, "epoch", 0)), "at": time.monotonic()}
+        while not ended.is_set():
+            await asyncio.sleep(STREAM_RECHECK_S)
+            if not gate.stream_due(state):
+                continue
+            if await asyncio.to_thread(gate.refresh, request) is None:
+                ended.set()
+                with contextlib.suppress(asyncio.QueueFull):
+                    q.put_nowait(_STREAM_END)
+
+    watcher = asyncio.create_task(watch())
     try:
         yield b": connected\n\n"
-        while True:
+        while not ended.is_set():
             try:
                 ev = await asyncio.wait_for(q.get(), timeout=15.0)
             except TimeoutError:
@@ -919,19 +949,25 @@ async def _sse(request: Request, server: Server) -> AsyncIterator[bytes]:
                     return
                 yield b": keep-alive\n\n"
                 continue
-            if server.gate.principal(request, max_age_s=STREAM_RECHECK_S) is None:
-                return  # signed out, transferred, locked or expired: the stream ends
+            if ev is _STREAM_END or ended.is_set():
+                return
             batch = [ev]  # in a burst, send what is already waiting in one write
             while len(batch) < 64 and not q.empty():
                 batch.append(q.get_nowait())
             out = []
             for e in batch:
+                if e is _STREAM_END or ended.is_set():
+                    break
                 res, wire = _wire_event(server, e)
-                if res is None or server.gate.can(request, Action.INCIDENT_VIEW, res):
+                if res is None or gate.can(request, Action.INCIDENT_VIEW, res):
                     out.append(wire)
             if out:
                 yield b"".join(out)
+            if ended.is_set():
+                return
     finally:
+        ended.set()
+        watcher.cancel()
         hub.unsubscribe(q)
 
 

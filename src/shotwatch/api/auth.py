@@ -46,7 +46,8 @@ from shotwatch.policy.engine import Actor, Context, Decision, PolicyEngine, Reso
 SESSION_COOKIE = "sw_session"
 PURPOSE_COOKIE = "sw_purpose"
 CACHE_TTL_S = 1.0
-STREAM_RECHECK_S = 1.0  # a live stream re-reads its user's identity at most this often
+STREAM_RECHECK_S = 1.0  # a live stream looks for identity changes this often...
+STREAM_FULL_RECHECK_S = 10.0  # ...and re-reads its user regardless this often
 UNAUTHENTICATED = "unauthenticated"
 _UNSET = object()
 
@@ -284,19 +285,33 @@ class IdentityGate:
             actor, ctx.remote, ctx.second_factor, ctx.workstation, "session", time.monotonic()
         ), ""
 
-    def principal(self, request: Request, max_age_s: float | None = None) -> Principal | None:
-        """The caller, read from the identity service once per request (and, for a live
-        stream, again whenever the last reading is older than ``max_age_s``)."""
+    def principal(self, request: Request) -> Principal | None:
+        """The caller, read from the identity service once per request."""
         cached = getattr(request.state, "principal", _UNSET)
-        if cached is not _UNSET and (
-            max_age_s is None
-            or (isinstance(cached, Principal) and time.monotonic() - cached.resolved_at < max_age_s)
-        ):
+        if cached is not _UNSET:
             return cached if isinstance(cached, Principal) else None
+        return self.refresh(request)
+
+    def refresh(self, request: Request) -> Principal | None:
+        """Read the caller from the identity service again (a live stream does this every
+        ``STREAM_RECHECK_S``)."""
         p, why = self._resolve(request)
         request.state.principal = p
         request.state.auth_error = why
         return p
+
+    def stream_due(self, state: dict[str, float]) -> bool:
+        """For a live stream, checked every ``STREAM_RECHECK_S`` on the event loop (no I/O):
+        whether to re-read the caller now, i.e. this process's identity service changed
+        anything since the last reading (a transfer, lockout, sign-out, grant or training
+        change: ``IdentityService.epoch``), or ``STREAM_FULL_RECHECK_S`` passed (expiry, and
+        changes made by other processes)."""
+        epoch = float(getattr(self.identity, "epoch", 0))
+        now = time.monotonic()
+        if state.get("epoch") == epoch and now - state.get("at", 0.0) < STREAM_FULL_RECHECK_S:
+            return False
+        state["epoch"], state["at"] = epoch, now
+        return True
 
     def user(self, request: Request) -> Principal | None:
         return self.principal(request)
@@ -384,9 +399,9 @@ class IdentityGate:
     def can(self, request: Request, action: Action, resource: Resource) -> bool:
         """Item-level check for lists and live events. Decisions depend on the actor's
         attributes, never on the user id (no compiled rule names a principal), so identical
-        consoles share one cached decision for up to ``CACHE_TTL_S`` (ADR 0092). The actor is
-        re-read from the identity service at least every ``STREAM_RECHECK_S``."""
-        p = self.principal(request, max_age_s=STREAM_RECHECK_S)
+        consoles share one cached decision for up to ``CACHE_TTL_S`` (ADR 0092). A live stream
+        refreshes its caller every ``STREAM_RECHECK_S`` (:meth:`refresh`)."""
+        p = self.principal(request)
         if p is None:
             return False
         ctx = self.context(request, p, resource.resource_id)

@@ -20,7 +20,9 @@ import httpx
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from shotwatch.core.geo import LocalFrame
 from shotwatch.core.model import iso_utc
+from shotwatch.dispatch.boundaries import Boundary, BoundarySet
 from shotwatch.policy.identity import IdentityService
 from shotwatch.sensor.messages import ReportFields
 from shotwatch.sensor.signer import SensorSigner
@@ -110,6 +112,23 @@ DEMO_PEOPLE = {
     ),
 }
 DEMO_POLICY = {"nypd": "nypd-shotspotter", "sfdem": "sf-dem-gunshot-detection"}
+
+
+def demo_boundaries(lat_deg: float, lon_deg: float, half_m: float = 3000.0) -> BoundarySet:
+    """Four made-up 3 km square districts ("Demo 1".."Demo 4") meeting at the given point, for
+    a demo on a machine without a real city's boundary file."""
+    from shapely.geometry import Polygon
+
+    frame = LocalFrame(lat_deg, lon_deg)
+    out = []
+    for i, (sx, sy) in enumerate(((-1, 1), (1, 1), (-1, -1), (1, -1)), start=1):
+        corners = [(0.0, 0.0), (sx * half_m, 0.0), (sx * half_m, sy * half_m), (0.0, sy * half_m)]
+        ring = []
+        for x, y in corners:
+            lat, lon, _ = frame.to_geo(x, y, 0.0)
+            ring.append((lon, lat))
+        out.append(Boundary(f"D{i}", f"Demo {i}", True, Polygon(ring)))
+    return BoundarySet(out, agency="DEMO")
 
 
 def demo_users(identity: IdentityService, command: str, mode: str = "nypd") -> list[DemoAccount]:

@@ -44,6 +44,8 @@ from shotwatch.storage.db import make_engine, migrate, resolve_url, session_fact
 
 DEFAULT_SCENARIOS = ("city_single_shooter", "automatic_fire", "two_shooters_50m", "moving_shooter")
 DEMO_VERSION = "1"
+#: How long the live part runs when nobody is at a terminal to press Ctrl-C.
+NON_INTERACTIVE_LIVE_S = 160.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,6 +81,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--summary-json", metavar="FILE", default=None, help="also write the summary as JSON"
     )
+    p.add_argument(
+        "--no-live",
+        action="store_true",
+        help="stop after the replay report instead of starting the live system",
+    )
+    p.add_argument(
+        "--live-for",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="run the live system this long (default: until Ctrl-C from a terminal, "
+        f"{NON_INTERACTIVE_LIVE_S:.0f} s otherwise)",
+    )
+    p.add_argument("--host", default=None, help="live system's listen address")
+    p.add_argument("--port", type=int, default=None, help="live system's listen port")
     add_config_option(p)
     p.set_defaults(func=run)
 
@@ -440,7 +457,40 @@ def run(args: argparse.Namespace) -> int:
     if args.summary_json:
         summary["elapsed_s"] = round(elapsed_s, 2)
         Path(args.summary_json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return 0
+    if args.no_live:
+        return 0
+    return _live(args, settings, console)
+
+
+def _live(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    """Step 4: the whole system live (``shotwatch serve --demo``): a simulated network over a
+    real district sends signed reports to the server; the review queue and dispatch board
+    fill in the browser."""
+    import sys
+
+    from shotwatch.cli.serve import _run_demo
+
+    live_for = args.live_for
+    if live_for is None and not sys.stdin.isatty():
+        live_for = NON_INTERACTIVE_LIVE_S
+    console.print(
+        "\n[bold]Now the whole system, live[/]: signed sensor reports -> pipeline -> review "
+        "queue -> dispatch board. "
+        + ("Ctrl-C stops it." if live_for is None else f"It runs {live_for:.0f} s.")
+    )
+    data = _data_dir(args.data)
+    live_args = argparse.Namespace(
+        boundaries=str(data / "boundaries" / "chicago-police-districts.geojson"),
+        db=None,  # the live system keeps its own throw-away database
+        mode=None,
+        host=args.host,
+        port=args.port,
+        open=True,
+        live_for=live_for,
+    )
+    if not Path(live_args.boundaries).exists():
+        live_args.boundaries = None
+    return _run_demo(live_args, settings)
 
 
 def _redacted(url: str) -> str:

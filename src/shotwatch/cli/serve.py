@@ -41,6 +41,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "reports to this server; demo users are printed",
     )
     p.add_argument("--open", action="store_true", help="open the console in a web browser")
+    p.add_argument(
+        "--live-for",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --demo: stop after this long (default: run until Ctrl-C)",
+    )
     p.set_defaults(func=run)
 
 
@@ -170,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace, settings: object) -> int:
     import os
     import tempfile
+    import threading
     import webbrowser
     from pathlib import Path
 
@@ -178,7 +186,7 @@ def _run_demo(args: argparse.Namespace, settings: object) -> int:
 
     from shotwatch.api.app import create_app
     from shotwatch.api.build import build_server
-    from shotwatch.api.demo_live import DEMO_ORIGIN, demo_users, feed, plan
+    from shotwatch.api.demo_live import DEMO_ORIGIN, demo_boundaries, demo_users, feed, plan
     from shotwatch.api.live import PipelineConsumer, ticker
     from shotwatch.core.clock import SystemClock
     from shotwatch.core.errors import InputError
@@ -198,9 +206,17 @@ def _run_demo(args: argparse.Namespace, settings: object) -> int:
         if args.boundaries
         else (data / "boundaries" / "chicago-police-districts.geojson")
     )
-    if not bfile.exists():
-        raise InputError(str(bfile), "boundaries", "not found: pass --boundaries FILE")
-    boundaries = load_boundaries(bfile)
+    if bfile.exists():
+        boundaries = load_boundaries(bfile)
+    elif args.boundaries:
+        raise InputError(str(bfile), "boundaries", "not found")
+    else:
+        print(
+            f"shotwatch serve --demo: {bfile} not found; routing to four made-up demo "
+            "districts around the scenario (pass --boundaries FILE for a real city's)",
+            file=sys.stderr,
+        )
+        boundaries = demo_boundaries(*DEMO_ORIGIN)
     command = boundaries.route(*DEMO_ORIGIN).unit_id or ""
     tmp = Path(tempfile.mkdtemp(prefix="shotwatch-demo-"))
     url = args.db or f"sqlite:///{tmp / 'demo.db'}"
@@ -271,7 +287,31 @@ def _run_demo(args: argparse.Namespace, settings: object) -> int:
         + f"  review queue {base}/console · board {base}/board · officer {base}/officer\n",
         file=sys.stderr,
     )
-    if args.open:
+    if args.open and _has_browser():
         webbrowser.open(f"{base}/login")
-    uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
+    live_for = getattr(args, "live_for", None)
+    config = uvicorn.Config(create_app(server), host=host, port=port, log_level="warning")
+    web = uvicorn.Server(config)
+    if live_for is not None:
+        print(f"shotwatch serve --demo: live for {live_for:.0f} s, then stops", file=sys.stderr)
+        stop = threading.Timer(live_for, lambda: setattr(web, "should_exit", True))
+        stop.daemon = True
+        stop.start()
+    web.run()
+    s = server.flow
+    print(
+        f"shotwatch serve --demo: stopped; incidents in the review queue: {len(s.book.records)}"
+        f", calls for service dispatched: {len(s.calls)}",
+        file=sys.stderr,
+    )
     return 0
+
+
+def _has_browser() -> bool:
+    """Open a browser only where one can show (a desktop session or macOS), never a text-mode
+    browser that would take over the terminal."""
+    import os
+
+    return sys.platform == "darwin" or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )

@@ -96,6 +96,9 @@ class IdentityService:
                 settings.ldap_url, settings.ldap_user_dn_template, settings.ldap_timeout_s
             )
         self.directory = directory
+        # bumped by every change this process makes (all of them are audited, and sign-out):
+        # a live stream re-reads its user when it moves (ADR 0095)
+        self.epoch = 0
         try:
             self.networks = [ipaddress.ip_network(n) for n in settings.internal_networks]
         except ValueError as exc:
@@ -113,6 +116,7 @@ class IdentityService:
         reason: str,
         detail: dict[str, object] | None = None,
     ) -> None:
+        self.epoch += 1
         if self.audit is not None:
             self.audit.append(
                 actor=actor,
@@ -572,6 +576,7 @@ class IdentityService:
                 .where(SessionRow.token_sha256 == token_hash(token))
                 .values(revoked_at_s=self.clock.now(), revoke_reason="signed out")
             )
+        self.epoch += 1
 
     def actor_for_session(
         self,

@@ -33,7 +33,16 @@
     if (!el || !window.EventSource) return;
     var src = new EventSource(el.dataset.sse);
     src.onopen = function () { el.textContent = "live"; el.classList.add("on"); };
-    src.onerror = function () { el.textContent = "reconnecting…"; el.classList.remove("on"); };
+    src.onerror = function () {
+      el.classList.remove("on");
+      if (src.readyState === EventSource.CLOSED) {
+        // the server refused to reconnect (401): signed out, transferred, locked or expired
+        el.textContent = "signed out: sign in again";
+        el.classList.add("ended");
+      } else {
+        el.textContent = "reconnecting…";
+      }
+    };
     src.addEventListener("queue", function (e) {
       var item = JSON.parse(e.data);
       document.body.dataset.lastQueueEvent = item.incident_id;
