@@ -226,6 +226,10 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
             store=store,
         )
         srv.classify = cfg["classify"]  # as `shotwatch serve` runs: score from the audio
+        if cfg["classify"] and cfg["scoring_workers"] != 1:
+            from shotwatch.api.classify import ScoringQueue
+
+            srv.scoring = ScoringQueue(srv.flow.ingest, workers=cfg["scoring_workers"])
         uv = uvicorn.Server(
             uvicorn.Config(
                 create_app(srv),
@@ -298,6 +302,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "port": args.port,
         "classify": not args.no_classify,
+        "scoring_workers": args.scoring_workers,
         "store": args.store,
         "profile": args.profile,
         "out": str(profile_path),
@@ -468,6 +473,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "consoles": args.consoles,
         "classify": not args.no_classify,
+        "scoring_workers": args.scoring_workers,
         "store": server_info.get("store"),
         "load_avg_1_5_15": list(os.getloadavg()),
         "cpu_s": {
@@ -525,6 +531,9 @@ def main() -> int:
         help="review state: group-committed on a writer thread, or one commit per change",
     )
     ap.add_argument("--profile", action="store_true", help="sample the server's event loop")
+    ap.add_argument(
+        "--scoring-workers", type=int, default=1, help="scoring processes (serve uses 1)"
+    )
     ap.add_argument("--out", default=None, help="also write the JSON result to this file")
     args = ap.parse_args()
     result = asyncio.run(run(args))
