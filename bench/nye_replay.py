@@ -226,6 +226,10 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
             store=store,
         )
         srv.classify = cfg["classify"]  # as `shotwatch serve` runs: score from the audio
+        if cfg["classify"] and cfg["scoring_workers"] != 1:
+            from shotwatch.api.classify import ScoringQueue
+
+            srv.scoring = ScoringQueue(srv.flow.ingest, workers=cfg["scoring_workers"])
         uv = uvicorn.Server(
             uvicorn.Config(
                 create_app(srv),
@@ -298,6 +302,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "port": args.port,
         "classify": not args.no_classify,
+        "scoring_workers": args.scoring_workers,
         "store": args.store,
         "profile": args.profile,
         "out": str(profile_path),
@@ -462,11 +467,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "speed": args.speed,
             "incidents": len(sent_at),
             "wall_s": elapsed,
-            "offered_rate_per_s": len(sent_at) / max(elapsed, 1e-9),
+            "sustained_rate_per_s": len(sent_at) / max(elapsed, 1e-9),
+            "burst_rate_per_s": args.burst_per_min * args.speed / 60.0,
             "sender_late_p99_ms": pct(late_s, 99) * ms,
         },
         "consoles": args.consoles,
         "classify": not args.no_classify,
+        "scoring_workers": args.scoring_workers,
         "store": server_info.get("store"),
         "load_avg_1_5_15": list(os.getloadavg()),
         "cpu_s": {
@@ -477,6 +484,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "lost": {
             "not_stored": len(sent_at) - int(stored or 0),
             "console_deliveries_missing": missing_console,
+            "board_deliveries_missing": sum(
+                args.consoles - len(board_seen.get(i, [])) for i in confirm_at
+            ),
             "webhooks_missing": sum(1 for i in confirm_at if i not in received),
         },
         "queue_in_priority_order": priority_ok(queue),
@@ -521,6 +531,9 @@ def main() -> int:
         help="review state: group-committed on a writer thread, or one commit per change",
     )
     ap.add_argument("--profile", action="store_true", help="sample the server's event loop")
+    ap.add_argument(
+        "--scoring-workers", type=int, default=1, help="scoring processes (serve uses 1)"
+    )
     ap.add_argument("--out", default=None, help="also write the JSON result to this file")
     args = ap.parse_args()
     result = asyncio.run(run(args))

@@ -361,9 +361,9 @@ def test_incidents_are_scored_off_the_event_loop_then_queued(nypd_server) -> Non
 
 
 def test_live_events_are_encoded_once_and_still_filtered_per_subscriber(nypd_server) -> None:  # type: ignore[no-untyped-def]
-    """Fifty consoles share one encoding of each event (issue #5), but each subscriber still
-    gets only what its user may view: the 75th-precinct detective sees the 75th's incident,
-    the 1st precinct's detective does not."""
+    """Fifty consoles share one encoding of each event and a burst goes out in one write
+    (issue #5), but each subscriber still gets only what its user may view: the 75th-precinct
+    detective sees the 75th's incidents, the 1st precinct's detective does not."""
     from starlette.requests import Request
 
     from shotwatch.api.app import _sse
@@ -391,10 +391,10 @@ def test_live_events_are_encoded_once_and_still_filtered_per_subscriber(nypd_ser
         for s in streams:
             assert await anext(s) == b": connected\n\n"
         pos = {"SN-A": (0.0, 150.0), "SN-B": (130.0, -80.0), "SN-C": (-130.0, -80.0)}
-        for i, (sn, (x, y)) in enumerate(pos.items()):
-            srv.ingest_verified(
-                srv.verifier.verify_report(report(ctx["signers"][sn], x, y, T0 + 0.1 * i))
-            )
+        for burst in range(2):  # two incidents before any console reads
+            for i, (sn, (x, y)) in enumerate(pos.items()):
+                t = T0 + 5.0 * burst + 0.1 * i
+                srv.ingest_verified(srv.verifier.verify_report(report(ctx["signers"][sn], x, y, t)))
         got: list[list[bytes]] = []
         for s in streams:
             out = []
@@ -405,7 +405,9 @@ def test_live_events_are_encoded_once_and_still_filtered_per_subscriber(nypd_ser
         return got[0], got[1], got[2]
 
     a, b, other = asyncio.run(go())
-    assert len(a) == 1 and a[0].startswith(b"id: ") and b"event: queue" in a[0]
-    assert b'"incident_id": "inc-1"' in a[0]
-    assert b[0] is a[0]  # the same bytes object: encoded once
-    assert other == []  # another precinct's detective is not sent it
+    assert len(a) == 1 and a[0].startswith(b"id: ") and a[0].count(b"event: queue") == 2
+    assert b'"incident_id": "inc-1"' in a[0] and b'"incident_id": "inc-2"' in a[0]
+    assert b == a
+    cache = srv.wire_cache
+    assert len(cache) == 2 and all(w in a[0] for _, w in cache.values())  # encoded once each
+    assert other == []  # another precinct's detective is not sent them

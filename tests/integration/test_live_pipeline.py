@@ -34,3 +34,50 @@ def test_ticks_alone_complete_the_incident() -> None:
     assert len(incidents) == 1 and incidents[0].rounds == len(truth)
     assert len(shots) == len(truth) and all(s.lat_deg is not None for s in shots)
     assert incidents[0].lat_deg is not None
+
+
+def test_preliminary_versions_reach_the_queue_long_before_the_close() -> None:
+    """With ``preliminary`` on, the open incident comes out as soon as its first shot is
+    located (within the shot horizon, not the 30-s close), under the id the closed incident
+    keeps; the closed incident is exactly what the consumer without preliminaries makes."""
+    from shotwatch.pipeline import shot_horizon_s
+
+    sc = load_scenario(example_scenarios()["city_single_shooter"])
+    res = simulate_pulses(sc, 1)
+    st = Settings()
+    clock = ReplayClock(0.0)
+    frame = LocalFrame(41.8781, -87.6298)
+    early = PipelineConsumer(lambda s: Pipeline(st, clock, s, frame=frame), preliminary=True)
+    plain = PipelineConsumer(lambda s: Pipeline(st, clock, s, frame=frame))
+    seen: list[tuple[float, object]] = []
+    finals_early: list[object] = []
+    finals_plain: list[object] = []
+
+    def take(out: tuple[object, object], into: list[object]) -> None:
+        for inc in out[1]:  # type: ignore[attr-defined]
+            if inc.extra.get("open"):
+                seen.append((clock.now(), inc))
+            else:
+                into.append(inc)
+
+    pulses = sorted(res.pulses, key=lambda p: p.t_s)
+    for p in pulses:
+        clock.advance_to(p.t_s)
+        take(early.feed(p), finals_early)
+        take(plain.feed(p), finals_plain)
+    last = pulses[-1].t_s
+    while clock.now() < last + incident_close_delay_s(st) + 5:
+        clock.advance_by(0.25)
+        take(early.tick(), finals_early)
+        take(plain.tick(), finals_plain)
+    assert len(finals_early) == 1 and finals_early == finals_plain
+    final = finals_early[0]
+    assert seen, "no preliminary version came out"
+    first_t, first = seen[0]
+    assert first.incident_id == final.incident_id  # type: ignore[attr-defined]
+    assert first.lat_deg is not None  # type: ignore[attr-defined]
+    shot_t0 = min(p.t_s for p in pulses) - 2.0  # sound needs < 2 s to the first sensor here
+    assert first_t <= shot_t0 + shot_horizon_s(st) + 2.5
+    assert first_t < final.end_s + incident_close_delay_s(st) - 20  # well before the close
+    # every later shot updates it: the last preliminary version has all the rounds
+    assert seen[-1][1].rounds == final.rounds  # type: ignore[attr-defined]

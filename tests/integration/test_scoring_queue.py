@@ -114,3 +114,66 @@ def test_incident_without_audio_is_not_held_back() -> None:
 
     asyncio.run(go())
     assert "not classified" in got[0].extra["classification"]["explanation"]
+
+
+class BrokenExecutor(cf.Executor):
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        raise cf.BrokenExecutor("worker process died")
+
+
+def test_a_broken_pool_does_not_lose_or_reorder_incidents() -> None:
+    incs, ev = _incidents(3)
+    got: list[Incident] = []
+    held = HeldExecutor()
+
+    async def go() -> None:
+        q = ScoringQueue(got.append, held)
+        q.submit(incs[0], ev)  # still scoring
+        q._executor = BrokenExecutor()
+        q.submit(incs[1], ev)  # cannot be scored
+        q._executor = held
+        q.submit(incs[2], ev)
+        assert got == []  # nothing overtakes the first
+        held.finish(1)
+        held.finish(0)
+        await q.settle()
+
+    asyncio.run(go())
+    assert [i.incident_id for i in got] == ["i0", "i1", "i2"]
+    assert "scoring failed" in got[1].extra["classification"]["explanation"]
+    assert got[0] == classify_incident(incs[0], ev) and got[2] == classify_incident(incs[2], ev)
+
+
+def test_next_version_of_an_open_incident_scores_only_new_snippets() -> None:
+    """Decisions are remembered per pulse: the same evidence again costs no scoring, and a
+    version with one shot more scores only that shot's snippets; results stay the inline ones."""
+    from shotwatch.core.model import ShotLocation
+
+    (inc,), ev = _incidents(1)
+    shot = ev.incident_shots(inc)[0]
+    pids = list(shot.pulse_ids)
+    first = replace(shot, shot_id="s0", pulse_ids=tuple(pids[:-2]))
+    ev.add_shot(first)
+    v1 = replace(inc, shot_ids=("s0",))
+    v2 = inc  # the full shot: two more snippets
+    got: list[Incident] = []
+    ex = HeldExecutor()
+
+    async def go() -> None:
+        q = ScoringQueue(got.append, ex)
+        q.submit(v1, ev)
+        ex.finish(0)
+        await q.settle()
+        q.submit(v1, ev)  # nothing new: handed on without the executor
+        await q.settle()
+        assert len(ex.jobs) == 1
+        q.submit(v2, ev)
+        assert len(ex.jobs) == 2 and len(ex.jobs[1][2][0]) == len(
+            [p for p in pids[-2:] if p in ev.audio]
+        )
+        ex.finish(1)
+        await q.settle()
+
+    asyncio.run(go())
+    assert isinstance(shot, ShotLocation)
+    assert got == [classify_incident(v1, ev), classify_incident(v1, ev), classify_incident(v2, ev)]

@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import math
 import multiprocessing
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ class SnippetJob:
     samples: np.ndarray
     rate_hz: float
     onset_s: float
+    pulse_id: str = ""
 
 
 def snippet_jobs(
@@ -75,6 +76,7 @@ def snippet_jobs(
                     clip.samples,
                     clip.rate_hz,
                     onset_s,
+                    pid,
                 )
             )
     return shots, jobs
@@ -155,6 +157,9 @@ class _Pending:
     shots: list[ShotLocation]
     jobs: list[SnippetJob]
     future: asyncio.Future[list[PulseDecision | None]] | None
+    error: str | None = None
+    known: dict[str, PulseDecision | None] = field(default_factory=dict)
+    todo: list[SnippetJob] = field(default_factory=list)
 
 
 class ScoringQueue:
@@ -166,6 +171,9 @@ class ScoringQueue:
     submission order: an incident scored early waits for those before it, so the review
     queue's arrival order is the pipeline's. An incident whose scoring fails is handed on
     unscored, saying why (never dropped).
+
+    Decisions are remembered per pulse (the model is a pure function of the snippet), so the
+    next version of an open incident (ADR 0106) scores only its new shots' snippets.
     """
 
     def __init__(
@@ -174,6 +182,7 @@ class ScoringQueue:
         executor: Executor | None = None,
         *,
         workers: int = 1,
+        remember: int = 20_000,
     ) -> None:
         self.ingest = ingest
         self._executor = executor
@@ -181,6 +190,8 @@ class ScoringQueue:
         self._workers = workers
         self._pending: deque[_Pending] = deque()
         self.errors: list[str] = []
+        self.remember = remember
+        self._decided: OrderedDict[str, PulseDecision | None] = OrderedDict()
 
     @property
     def executor(self) -> Executor:
@@ -199,30 +210,59 @@ class ScoringQueue:
         """Queue ``inc`` for scoring (call on the event loop)."""
         shots, jobs = snippet_jobs(inc, evidence)
         entry = _Pending(inc, shots, jobs, None)
+        for j in jobs:
+            if j.pulse_id and j.pulse_id in self._decided:
+                entry.known[j.pulse_id] = self._decided[j.pulse_id]
+            else:
+                entry.todo.append(j)
         self._pending.append(entry)
-        if jobs:
+        if entry.todo:
             loop = asyncio.get_running_loop()
-            entry.future = loop.run_in_executor(self.executor, score_snippets, jobs)
-            entry.future.add_done_callback(lambda _f: self._hand_on())
-        else:
-            self._hand_on()
+            try:
+                entry.future = loop.run_in_executor(self.executor, score_snippets, entry.todo)
+            except Exception as exc:  # e.g. a broken pool: this one unscored, a new pool next
+                entry.error = f"scoring failed: {exc!r}"
+                if self._own and self._executor is not None:
+                    self._executor.shutdown(wait=False, cancel_futures=True)
+                    self._executor = None
+            else:
+                entry.future.add_done_callback(lambda _f: self._hand_on())
+                return
+        self._hand_on()
 
     def _hand_on(self) -> None:
         while self._pending and (self._pending[0].future is None or self._pending[0].future.done()):
             e = self._pending.popleft()
-            if e.future is None:
-                out = fuse(e.incident, e.shots, e.jobs, [])
+            if e.error is not None:
+                out = not_classified(e.incident, e.error)
+            elif e.future is None:
+                out = fuse(e.incident, e.shots, e.jobs, self._merge(e, []))
             else:
                 exc = e.future.exception()
                 out = (
                     not_classified(e.incident, f"scoring failed: {exc!r}")
                     if exc is not None
-                    else fuse(e.incident, e.shots, e.jobs, e.future.result())
+                    else fuse(e.incident, e.shots, e.jobs, self._merge(e, e.future.result()))
                 )
             try:
                 self.ingest(out)
             except Exception as exc:
                 self.errors.append(f"{e.incident.incident_id}: {exc!r}")
+
+    def _merge(
+        self, e: _Pending, fresh: Sequence[PulseDecision | None]
+    ) -> list[PulseDecision | None]:
+        """Decisions for all of ``e``'s jobs in order: remembered ones and fresh ones."""
+        for j, d in zip(e.todo, fresh, strict=True):
+            if j.pulse_id:
+                self._decided[j.pulse_id] = d
+        while len(self._decided) > self.remember:
+            self._decided.popitem(last=False)
+        it = iter(fresh)  # e.todo is e.jobs without the remembered ones, in order
+        return [
+            e.known[j.pulse_id] if j.pulse_id and j.pulse_id in e.known else next(it)
+            for j in e.jobs
+        ]
 
     async def settle(self) -> None:
         """Wait until every submitted incident has been handed on."""

@@ -5,6 +5,12 @@ incident building; results written to its sink, e.g. the database) to the server
 ``PulseConsumer`` port, tapping the located shots for the console's evidence. The server calls
 :meth:`tick` periodically (:func:`ticker`) so shots and incidents complete when their waiting
 window is over even if no further pulse arrives.
+
+An incident closes only ``incidents.max_gap_s`` (30 s by default) after its last shot. With
+``preliminary`` on (as ``shotwatch serve`` runs, ADR 0106), each newly located shot also
+yields the open incident it joined, as it stands (``extra["open"] = True``, same incident id
+as the final one), so the review queue has it within the association wait, not 30 s later;
+the closed incident then arrives as the next machine version.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from shotwatch.core.model import Incident, Pulse, ShotLocation
@@ -48,18 +55,46 @@ class ShotTap:
 
 
 class PipelineConsumer:
-    def __init__(self, make_pipeline: Callable[[Sink], Pipeline], inner: Sink | None = None):
+    def __init__(
+        self,
+        make_pipeline: Callable[[Sink], Pipeline],
+        inner: Sink | None = None,
+        *,
+        preliminary: bool = False,
+    ):
         self.tap = ShotTap(inner)
         self.pipeline = make_pipeline(self.tap)
+        self.preliminary = preliminary
 
     def feed(self, pulse: Pulse) -> tuple[Sequence[ShotLocation], Sequence[Incident]]:
-        incidents = self.pipeline.feed(pulse)
-        return self.tap.take(), incidents
+        incidents = list(self.pipeline.feed(pulse))
+        shots = self.tap.take()
+        return shots, incidents + self._open_versions(shots)
 
     def tick(self) -> tuple[Sequence[ShotLocation], Sequence[Incident]]:
         """Let time pass: completes held shots and closes idle incidents (Pipeline.tick)."""
         incidents = list(self.pipeline.tick())
-        return self.tap.take(), incidents
+        shots = self.tap.take()
+        return shots, incidents + self._open_versions(shots)
+
+    def _open_versions(self, shots: Sequence[ShotLocation]) -> list[Incident]:
+        """The still-open incidents that these new shots joined (preliminary versions)."""
+        builder = self.pipeline.incident_builder
+        open_incidents = getattr(builder, "open_incidents", None)
+        if not self.preliminary or not shots or open_incidents is None:
+            return []
+        new = {s.shot_id for s in shots}
+        frame = self.pipeline.frame
+        out = []
+        for built in open_incidents(created_s=self.pipeline.clock.now()):
+            if not new.intersection(built.shot_ids):
+                continue
+            inc = replace(built, extra={**built.extra, "open": True})
+            if inc.lat_deg is None and frame is not None:
+                lat, lon, _ = frame.to_geo(inc.x_m, inc.y_m, 0.0)
+                inc = replace(inc, lat_deg=lat, lon_deg=lon)
+            out.append(inc)
+        return out
 
 
 async def ticker(

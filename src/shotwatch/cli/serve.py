@@ -100,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
     if d.origin_lat_deg is not None and d.origin_lon_deg is not None:
         frame = LocalFrame(d.origin_lat_deg, d.origin_lon_deg)
     consumer = PipelineConsumer(
-        lambda sink: Pipeline(settings, clock, sink, frame=frame), StoreSink(sessions)
+        lambda sink: Pipeline(settings, clock, sink, frame=frame),
+        StoreSink(sessions),
+        preliminary=True,  # open incidents reach the queue within the shot wait (ADR 0106)
     )
     server = build_server(
         d,
@@ -237,7 +239,9 @@ def _run_demo(args: argparse.Namespace, settings: object) -> int:
     frame = LocalFrame(*DEMO_ORIGIN)
     people = demo_users(identity, command, mode)
     consumer = PipelineConsumer(
-        lambda sink: Pipeline(settings, clock, sink, frame=frame), StoreSink(sessions)
+        lambda sink: Pipeline(settings, clock, sink, frame=frame),
+        StoreSink(sessions),
+        preliminary=True,  # open incidents reach the queue within the shot wait (ADR 0106)
     )
     d = settings.dispatch.model_copy(update={"mode": mode})
     server = build_server(

@@ -196,6 +196,11 @@ class IncidentBuilder:
         self._now_s = max(self._now_s, now_s)
         return self._close(lambda o: self._now_s - o.last_t_s > st.max_gap_s)
 
+    def open_incidents(self, *, created_s: float) -> list[Incident]:
+        """The incidents still open, each as it stands now (nothing is closed). A live server
+        shows these as preliminary versions; the same shots give the same incident id."""
+        return [self.build(o.shots, created_s=created_s) for o in self._open]
+
     def flush(self) -> list[Incident]:
         """Close every open incident (end of a replay or a shutdown)."""
         return self._close(lambda o: True)
