@@ -197,6 +197,8 @@ def run_incidents(
             "cpu_s": round(time.process_time() - t0, 1),
         }
         row["met"] = ok / n >= TARGETS[kind] if n else False
+        shooters = [s["shooters"] for s in scores]
+        row["shooters_reported"] = {str(k): shooters.count(k) for k in sorted(set(shooters))}
         diff = [s["rounds"] - s["rounds_true"] for s in scores]
         row["rounds_minus_true"] = {str(k): diff.count(k) for k in sorted(set(diff))}
         if kind != "automatic":
@@ -261,6 +263,10 @@ def render(results: list[dict[str, Any]]) -> str:
                         also.append(f"false automatic {_pct(row['false_automatic']['share'])}")
                     if "false_movement" in row:
                         also.append(f"false movement {_pct(row['false_movement']['share'])}")
+                    true_n = 2 if kind == "two_shooters" else 1
+                    n_ok = row.get("shooters_reported", {}).get(str(true_n))
+                    if n_ok is not None and kind != "two_shooters":
+                        also.append(f"{true_n} shooter reported {_pct(n_ok / ok['n'])}")
                     if kind == "moving" and "heading_error_deg" in row:
                         h = row["heading_error_deg"]
                         also.append(
