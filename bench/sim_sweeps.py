@@ -283,7 +283,29 @@ def render(results: list[dict[str, Any]]) -> str:
                         f"{'yes' if row['met'] else 'NO'} | {'; '.join(also)} |"
                     )
                 lines.append("")
-            for param, rows in (block.get("sweeps") or {}).items():
+            sweeps = block.get("sweeps") or {}
+            oracle_sweeps = (res.get("oracle") or {}).get("sweeps") or {}
+            if mode == "oracle" and (res.get("product") or {}).get("sweeps"):
+                continue  # shown beside the product path below
+            for param, rows in sweeps.items():
+                if mode == "product" and param in oracle_sweeps:
+                    lines += [
+                        f"Sweep of `{param}` ({res['sweep_seeds']} seeded 60-s scenes per "
+                        "point; oracle = true grouping, product = Associator):",
+                        "",
+                        f"| {param} | product P / R / F1 | product median / p90 m | "
+                        "product within 15 m | oracle median / p90 m | events | shots |",
+                        "|---|---|---|---|---|---|---|",
+                    ]
+                    for r, o in zip(rows, oracle_sweeps[param], strict=True):
+                        lines.append(
+                            f"| {r[param]} | {r['precision']:.3f} / {r['recall']:.3f} / "
+                            f"{r['f1']:.3f} | {r['median_error_m']} / {r['p90_error_m']} | "
+                            f"{_pct(r['within_15m'])} | {o['median_error_m']} / "
+                            f"{o['p90_error_m']} | {r['events']} | {r['shots']} |"
+                        )
+                    lines.append("")
+                    continue
                 lines += [
                     f"Sweep of `{param}`, {mode} path ({res['sweep_seeds']} seeded 60-s scenes "
                     "per point):",
