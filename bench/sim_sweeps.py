@@ -174,10 +174,14 @@ def share(k: int, n: int) -> dict[str, Any]:
 
 
 def run_incidents(
-    mode: str, trials: int, settings: Settings, first_seed: int = 0
+    mode: str,
+    trials: int,
+    settings: Settings,
+    first_seed: int = 0,
+    kinds: tuple[str, ...] = INCIDENT_KINDS,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for kind in INCIDENT_KINDS:
+    for kind in kinds:
         t0 = time.process_time()
         scores = []
         for seed in range(first_seed, first_seed + trials):
@@ -333,6 +337,7 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--mode", choices=["product", "oracle", "both"], default="both")
     ap.add_argument("--part", choices=["sweeps", "incidents", "all"], default="all")
+    ap.add_argument("--kinds", nargs="+", choices=INCIDENT_KINDS, default=list(INCIDENT_KINDS))
     ap.add_argument("--render", nargs="+", metavar="JSON", help="print markdown tables")
     args = ap.parse_args()
     if args.render:
@@ -357,7 +362,9 @@ def main() -> None:
         if args.part in ("sweeps", "all"):
             block["sweeps"] = run_sweeps(mode, sweep_seeds, settings)
         if args.part in ("incidents", "all"):
-            block["incidents"] = run_incidents(mode, args.trials, settings, args.first_seed)
+            block["incidents"] = run_incidents(
+                mode, args.trials, settings, args.first_seed, tuple(args.kinds)
+            )
         block["wall_s"] = round(time.perf_counter() - t0, 1)
         block["cpu_s"] = round(time.process_time() - c0, 1)
         result[mode] = block

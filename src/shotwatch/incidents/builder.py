@@ -382,6 +382,17 @@ class IncidentBuilder:
                     "heading_deg": move.heading_deg if move else None,
                 }
             )
+        if not any_auto and 2 * best_rounds < len(kept):
+            # No shooter holds half the rounds: the positions are fragmented, as when the
+            # associator mixes pulses of rounds fired faster than the sensors' spacing allows
+            # (automatic fire). Judge the cadence on all the incident's rounds then, as rounds
+            # over their time span (robust to the uneven spacing mixing leaves); whole
+            # shooters each holding half or more (two shooters exchanging fire) never do.
+            span = kept[-1].t0_s - kept[0].t0_s
+            if len(kept) >= st.automatic_min_rounds and span > 0:
+                rate = (len(kept) - 1) / span
+                if rate >= st.automatic_min_rate_rps:
+                    best_cadence, any_auto = rate, True
         sig = np.array([shot_sigma_m(s) for s in reliable])
         w = 1.0 / np.square(sig)
         cx = float(np.sum(w * np.array([s.x_m for s in reliable])) / np.sum(w))
