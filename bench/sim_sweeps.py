@@ -174,10 +174,14 @@ def share(k: int, n: int) -> dict[str, Any]:
 
 
 def run_incidents(
-    mode: str, trials: int, settings: Settings, first_seed: int = 0
+    mode: str,
+    trials: int,
+    settings: Settings,
+    first_seed: int = 0,
+    kinds: tuple[str, ...] = INCIDENT_KINDS,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for kind in INCIDENT_KINDS:
+    for kind in kinds:
         t0 = time.process_time()
         scores = []
         for seed in range(first_seed, first_seed + trials):
@@ -197,6 +201,8 @@ def run_incidents(
             "cpu_s": round(time.process_time() - t0, 1),
         }
         row["met"] = ok / n >= TARGETS[kind] if n else False
+        shooters = [s["shooters"] for s in scores]
+        row["shooters_reported"] = {str(k): shooters.count(k) for k in sorted(set(shooters))}
         diff = [s["rounds"] - s["rounds_true"] for s in scores]
         row["rounds_minus_true"] = {str(k): diff.count(k) for k in sorted(set(diff))}
         if kind != "automatic":
@@ -261,6 +267,10 @@ def render(results: list[dict[str, Any]]) -> str:
                         also.append(f"false automatic {_pct(row['false_automatic']['share'])}")
                     if "false_movement" in row:
                         also.append(f"false movement {_pct(row['false_movement']['share'])}")
+                    true_n = 2 if kind == "two_shooters" else 1
+                    n_ok = row.get("shooters_reported", {}).get(str(true_n))
+                    if n_ok is not None and kind != "two_shooters":
+                        also.append(f"{true_n} shooter reported {_pct(n_ok / ok['n'])}")
                     if kind == "moving" and "heading_error_deg" in row:
                         h = row["heading_error_deg"]
                         also.append(
@@ -277,7 +287,29 @@ def render(results: list[dict[str, Any]]) -> str:
                         f"{'yes' if row['met'] else 'NO'} | {'; '.join(also)} |"
                     )
                 lines.append("")
-            for param, rows in (block.get("sweeps") or {}).items():
+            sweeps = block.get("sweeps") or {}
+            oracle_sweeps = (res.get("oracle") or {}).get("sweeps") or {}
+            if mode == "oracle" and (res.get("product") or {}).get("sweeps"):
+                continue  # shown beside the product path below
+            for param, rows in sweeps.items():
+                if mode == "product" and param in oracle_sweeps:
+                    lines += [
+                        f"Sweep of `{param}` ({res['sweep_seeds']} seeded 60-s scenes per "
+                        "point; oracle = true grouping, product = Associator):",
+                        "",
+                        f"| {param} | product P / R / F1 | product median / p90 m | "
+                        "product within 15 m | oracle median / p90 m | events | shots |",
+                        "|---|---|---|---|---|---|---|",
+                    ]
+                    for r, o in zip(rows, oracle_sweeps[param], strict=True):
+                        lines.append(
+                            f"| {r[param]} | {r['precision']:.3f} / {r['recall']:.3f} / "
+                            f"{r['f1']:.3f} | {r['median_error_m']} / {r['p90_error_m']} | "
+                            f"{_pct(r['within_15m'])} | {o['median_error_m']} / "
+                            f"{o['p90_error_m']} | {r['events']} | {r['shots']} |"
+                        )
+                    lines.append("")
+                    continue
                 lines += [
                     f"Sweep of `{param}`, {mode} path ({res['sweep_seeds']} seeded 60-s scenes "
                     "per point):",
@@ -305,6 +337,7 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--mode", choices=["product", "oracle", "both"], default="both")
     ap.add_argument("--part", choices=["sweeps", "incidents", "all"], default="all")
+    ap.add_argument("--kinds", nargs="+", choices=INCIDENT_KINDS, default=list(INCIDENT_KINDS))
     ap.add_argument("--render", nargs="+", metavar="JSON", help="print markdown tables")
     args = ap.parse_args()
     if args.render:
@@ -329,7 +362,9 @@ def main() -> None:
         if args.part in ("sweeps", "all"):
             block["sweeps"] = run_sweeps(mode, sweep_seeds, settings)
         if args.part in ("incidents", "all"):
-            block["incidents"] = run_incidents(mode, args.trials, settings, args.first_seed)
+            block["incidents"] = run_incidents(
+                mode, args.trials, settings, args.first_seed, tuple(args.kinds)
+            )
         block["wall_s"] = round(time.perf_counter() - t0, 1)
         block["cpu_s"] = round(time.process_time() - c0, 1)
         result[mode] = block

@@ -319,6 +319,7 @@ def score_incident(kind: str, res: SimResult, incidents: list[Incident]) -> dict
         "rounds": main.rounds if main else 0,
         "automatic": bool(main and main.automatic),
         "moving": bool(main and main.movement is not None),
+        "shooters": main.shooters if main else 0,
     }
     if kind == "rounds":
         out["ok"] = main is not None and len(incidents) == 1 and main.rounds == fired
@@ -329,7 +330,6 @@ def score_incident(kind: str, res: SimResult, incidents: list[Incident]) -> dict
             for s in sources:
                 d = min(math.hypot(s.x_m - x, s.y_m - y) for x, y in main.shooter_positions)
                 ok = ok and d <= 20.0
-        out["shooters"] = main.shooters if main else 0
         out["ok"] = ok
     elif kind == "automatic":
         out["ok"] = main is not None and main.automatic

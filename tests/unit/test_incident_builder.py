@@ -212,3 +212,23 @@ def test_doubtful_round_goes_to_the_shooter_whose_gate_it_falls_in() -> None:
     by_x = sorted(inc.extra["shooters"], key=lambda sh: sh["x_m"])  # type: ignore[arg-type]
     assert [sh["rounds"] for sh in by_x] == [6, 4]
     assert len(by_x[1]["doubtful_shot_ids"]) == 3
+
+
+def test_fragmented_burst_is_still_automatic_but_two_whole_shooters_are_not() -> None:
+    """Mixed pulse sets can scatter a 12 rounds/s burst over many 'shooters' that all fit
+    equally well; when no shooter holds half the rounds the cadence is judged on all of them.
+    Two real shooters firing 4 rounds/s each, interleaved, hold half each: not automatic."""
+    rng = np.random.default_rng(3)
+    burst = [
+        shot(f"b{k}", k / 12.0, float(rng.uniform(-150, 150)), float(rng.uniform(-150, 150)))
+        for k in range(18)
+    ]
+    (inc,) = run(burst)
+    assert inc.shooters > 4  # the positions really are fragmented
+    assert inc.automatic
+    assert inc.cadence_rps is not None and abs(inc.cadence_rps - 12.0) < 1.0
+    pair = [shot(f"a{k}", k / 4.0, 0.0, 0.0) for k in range(8)]
+    pair += [shot(f"c{k}", k / 4.0 + 0.125, 50.0, 0.0) for k in range(8)]
+    (inc2,) = run(pair)
+    assert inc2.shooters == 2
+    assert not inc2.automatic

@@ -43,6 +43,13 @@ DEFAULT_SIGMA_M = 5.0
 MIN_SIGMA_M = 0.5
 #: shots with fewer sensors have too few degrees of freedom for their RMS to set the floor
 FLOOR_MIN_SENSORS = 5
+#: a two-shot track predicts with its velocity only from shots this far apart in time, for
+#: speeds a shooter can have (on foot or in a car), and up to this many spans ahead
+MIN_VELOCITY_BASE_S = 0.2
+MAX_SHOOTER_SPEED_MPS = 40.0
+MAX_EXTRAPOLATION = 5.0
+#: doubtful shots in no shooter's gate that chain into a track of this many are a shooter
+PROMOTE_MIN_SHOTS = 3
 
 
 def shot_sigma_m(shot: ShotLocation) -> float:
@@ -133,6 +140,15 @@ class _Track:
         if self.fit is not None:
             return self.fit.at(t_s), max(self.fit.scatter_m, _mean_sigma(self.shots))
         last = self.shots[-1]
+        if len(self.shots) == 2:  # two shots: extrapolate their velocity, less sure further out
+            first = self.shots[0]
+            dt = last.t0_s - first.t0_s
+            if dt >= MIN_VELOCITY_BASE_S:
+                vx, vy = (last.x_m - first.x_m) / dt, (last.y_m - first.y_m) / dt
+                k = (t_s - last.t0_s) / dt
+                if math.hypot(vx, vy) <= MAX_SHOOTER_SPEED_MPS and 0.0 <= k <= MAX_EXTRAPOLATION:
+                    sig = _mean_sigma(self.shots) * math.sqrt(1.0 + 2.0 * k * k)
+                    return (last.x_m + vx * dt * k, last.y_m + vy * dt * k), sig
         return (last.x_m, last.y_m), shot_sigma_m(last)
 
     def weighted_position(self) -> tuple[float, float]:
@@ -322,8 +338,22 @@ class IncidentBuilder:
             reliable = kept
         weak = [s for s in kept if s not in reliable]
         tracks = self.tracks(reliable)
+        stray: list[ShotLocation] = []
         for w_shot in weak:
-            self.attribute(w_shot, tracks).weak.append(w_shot)
+            gated = self._gated(w_shot, tracks)
+            if gated is not None:
+                gated.weak.append(w_shot)
+            else:
+                stray.append(w_shot)
+        # doubtful shots outside every gate: several consistent ones are a shooter whose
+        # rounds all fit worse than the best (e.g. farther from most sensors); the rest are
+        # rounds of the shooter firing at that time
+        for tr in self.tracks(stray):
+            if len(tr.shots) >= PROMOTE_MIN_SHOTS:
+                tracks.append(tr)
+            else:
+                for w_shot in tr.shots:
+                    self.attribute(w_shot, tracks).weak.append(w_shot)
         shooters: list[dict[str, object]] = []
         positions: list[tuple[float, float]] = []
         any_auto = False
@@ -357,6 +387,17 @@ class IncidentBuilder:
                     "heading_deg": move.heading_deg if move else None,
                 }
             )
+        if not any_auto and 2 * best_rounds < len(kept):
+            # No shooter holds half the rounds: the positions are fragmented, as when the
+            # associator mixes pulses of rounds fired faster than the sensors' spacing allows
+            # (automatic fire). Judge the cadence on all the incident's rounds then, as rounds
+            # over their time span (robust to the uneven spacing mixing leaves); whole
+            # shooters each holding half or more (two shooters exchanging fire) never do.
+            span = kept[-1].t0_s - kept[0].t0_s
+            if len(kept) >= st.automatic_min_rounds and span > 0:
+                rate = (len(kept) - 1) / span
+                if rate >= st.automatic_min_rate_rps:
+                    best_cadence, any_auto = rate, True
         sig = np.array([shot_sigma_m(s) for s in reliable])
         w = 1.0 / np.square(sig)
         cx = float(np.sum(w * np.array([s.x_m for s in reliable])) / np.sum(w))
