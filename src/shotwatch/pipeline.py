@@ -25,7 +25,6 @@ from shotwatch.core.errors import InputError
 from shotwatch.core.geo import LocalFrame
 from shotwatch.core.model import Incident, Pulse, Sensor, ShotLocation
 from shotwatch.core.settings import IncidentSettings, Settings
-from shotwatch.location.shotfilter import ShotFilter
 from shotwatch.storage.service import (
     SaveReport,
     save_incidents,
@@ -178,8 +177,6 @@ class PipelineStats:
     incidents: int = 0
     duplicates: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
-    #: (shot id, reason) of shots the shot filter dropped as echoes of an earlier shot
-    filtered: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -217,8 +214,6 @@ class Pipeline:
         )
         self.associator = associator or default_associator(settings, self.c_mps, sensors)
         self.incident_builder = incident_builder or default_incident_builder(settings.incidents)
-        # drops reverberation duplicates and echo sets of shots already out (ADR 0013)
-        self.shot_filter = ShotFilter(settings)
         # pulse ids are remembered long enough to catch retries; older ones age out in order
         self._dedup_window_s = (
             dedup_window_s if dedup_window_s is not None else 10.0 * settings.association.window_s
@@ -287,15 +282,6 @@ class Pipeline:
         return False
 
     def _after_shots(self, shots: list[ShotLocation]) -> list[Incident]:
-        if not shots:
-            return []
-        kept = []
-        for s in shots:
-            if self.shot_filter.keep(s, self._seen):
-                kept.append(s)
-            else:
-                self.stats.filtered.append((s.shot_id, self.shot_filter.dropped[-1][1]))
-        shots = kept
         if not shots:
             return []
         if self.frame is not None:
