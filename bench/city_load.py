@@ -252,6 +252,12 @@ def main() -> None:
         help="same-run baseline: the full-search associator (gate off) on this many burst pulses",
     )
     ap.add_argument(
+        "--gate-neighbours",
+        type=int,
+        default=24,
+        help="association.gate_neighbours of the measured associator (default 24; 0 = full search)",
+    )
+    ap.add_argument(
         "--baseline-normal",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -259,6 +265,15 @@ def main() -> None:
     )
     args = ap.parse_args()
     settings = Settings()
+    # The gated candidate generation (ADR 0100) is what a city-scale deployment switches on
+    # (association.gate_neighbours); the default is the full search, kept for rapid fire.
+    settings = settings.model_copy(
+        update={
+            "association": settings.association.model_copy(
+                update={"gate_neighbours": args.gate_neighbours}
+            )
+        }
+    )
     c = speed_of_sound_mps(24.0)
     out: dict[str, Any] = {
         "command": "PYTHONPATH=src:. python bench/city_load.py " + " ".join(sys.argv[1:]),

@@ -159,6 +159,11 @@ def _with_assoc(**kw: object) -> Settings:
     return s.model_copy(update={"association": s.association.model_copy(update=kw)})
 
 
+def _gated(**kw: object) -> Settings:
+    """The gated candidate generation of ADR 0100 (off by default, on for city scale)."""
+    return _with_assoc(gate_neighbours=24, **kw)
+
+
 def _busy_stream() -> tuple[list[Sensor], list[Pulse], list[tuple[float, float, float]]]:
     sensors = _grid_sensors(n_side=6, seed=11)
     truth = [(100.0, 50.0, 1.0), (100.0, 50.0, 1.6), (-400.0, 300.0, 4.0), (350.0, -300.0, 7.5)]
@@ -177,7 +182,7 @@ def test_any_chunking_of_clock_ticks_gives_the_same_shots(ticks: list[float]) ->
     pulses (as a clock would call it) change when shots come out, never which."""
     sensors, pulses, _ = _BUSY
     whole = _whole_busy()
-    a = Associator(Settings(), C, sensors)
+    a = Associator(_gated(), C, sensors)
     got = []
     pending = sorted(ticks)
     for p in pulses:
@@ -193,7 +198,7 @@ def test_one_big_chunk_gives_the_same_shots() -> None:
     """The extreme chunking: every pulse is in before anything is processed (a long feed()
     lag, then one flush): each anchor still decides only on what had arrived by its due time."""
     sensors, pulses, _ = _BUSY
-    a = Associator(_with_assoc(batch_s=1e6), C, sensors)
+    a = Associator(_gated(batch_s=1e6), C, sensors)
     early = [s for p in pulses for s in a.feed(p)]
     assert early == []
     assert _key(a.flush()) == _key(_whole_busy())
@@ -206,7 +211,7 @@ _WHOLE: list = []
 def _whole_busy() -> list:
     if not _WHOLE:
         sensors, pulses, _ = _BUSY
-        _WHOLE.extend(associate_all(pulses, settings=Settings(), c_mps=C, sensors=sensors)[0])
+        _WHOLE.extend(associate_all(pulses, settings=_gated(), c_mps=C, sensors=sensors)[0])
     return _WHOLE
 
 
@@ -216,7 +221,7 @@ def test_busy_stream_finds_every_shot_and_gate_matches_full_search() -> None:
     sensors = _grid_sensors(n_side=5, seed=12)
     truth = [(100.0, 50.0, 1.0), (-300.0, 200.0, 3.0)]
     pulses = _stream(sensors, truth, seed=12, false_per_sensor=4, span_s=5.0)
-    gated, st_g = associate_all(pulses, settings=Settings(), c_mps=C, sensors=sensors)
+    gated, st_g = associate_all(pulses, settings=_gated(), c_mps=C, sensors=sensors)
     full, st_f = associate_all(
         pulses, settings=_with_assoc(gate_neighbours=0), c_mps=C, sensors=sensors
     )
@@ -227,7 +232,7 @@ def test_busy_stream_finds_every_shot_and_gate_matches_full_search() -> None:
 
 def test_batching_lag_does_not_change_shots() -> None:
     sensors, pulses, _ = _BUSY
-    ref, _ = associate_all(pulses, settings=_with_assoc(batch_s=0.0), c_mps=C, sensors=sensors)
+    ref, _ = associate_all(pulses, settings=_gated(batch_s=0.0), c_mps=C, sensors=sensors)
     for lag in (0.02, 0.5, 5.0):
-        got, _ = associate_all(pulses, settings=_with_assoc(batch_s=lag), c_mps=C, sensors=sensors)
+        got, _ = associate_all(pulses, settings=_gated(batch_s=lag), c_mps=C, sensors=sensors)
         assert _key(got) == _key(ref)
