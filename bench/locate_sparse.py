@@ -51,6 +51,20 @@ def _ambiguity(shots: list[ShotLocation], truth: np.ndarray) -> tuple[int, int]:
     return amb, right
 
 
+def _tally(
+    r: dict[str, int], shots: list[ShotLocation], truth: np.ndarray, rounds: int
+) -> list[float]:
+    """Add one test's scores to the counters ``r``; return the located rounds' errors."""
+    sc = score_test(shots, truth, rounds)
+    r["within15"] += sum(e <= 15.0 for e in sc["located"])
+    r["located"] += len(sc["located"])
+    r["spurious"] += sc["spurious"]
+    a, ok = _ambiguity(shots, truth)
+    r["ambiguous"] += a
+    r["amb_right"] += ok
+    return list(sc["located"])
+
+
 def run_sparse(
     tests: list[TestData], settings: Settings, dims: int, *, n: int, trials: int, seed: int
 ) -> dict[str, Any]:
@@ -76,15 +90,7 @@ def run_sparse(
                 pulses = [p for p in test.pulses if p.sensor in allowed]
                 sensors = [s for s in test.sensors.values() if s.serial in allowed]
                 shots = own_shots(pulses, sensors, settings, c, dims)
-                sc = score_test(shots, truth, rounds)
-                r = res[cut]
-                r["within15"] += sum(e <= 15.0 for e in sc["located"])
-                r["located"] += len(sc["located"])
-                r["spurious"] += sc["spurious"]
-                a, ok = _ambiguity(shots, truth)
-                r["ambiguous"] += a
-                r["amb_right"] += ok
-                errs[cut] += sc["located"]
+                errs[cut] += _tally(res[cut], shots, truth, rounds)
             silent = [test.sensors[s] for s in others]
             ref_shots = []
             for g in groups:
@@ -94,15 +100,7 @@ def run_sparse(
                 )
                 if s is not None:
                     ref_shots.append(s)
-            sc = score_test(ref_shots, truth, rounds)
-            r = res["reference"]
-            r["within15"] += sum(e <= 15.0 for e in sc["located"])
-            r["located"] += len(sc["located"])
-            r["spurious"] += sc["spurious"]
-            a, ok = _ambiguity(ref_shots, truth)
-            r["ambiguous"] += a
-            r["amb_right"] += ok
-            errs["reference"] += sc["located"]
+            errs["reference"] += _tally(res["reference"], ref_shots, truth, rounds)
     out: dict[str, Any] = {"shots_fired": fired, "trials_per_test": trials}
     for cut, r in res.items():
         e = errs[cut]

@@ -992,12 +992,6 @@ def _event_incident(server: Server, ev: dict[str, Any]) -> str | None:
         return str(data["incident_id"])
     if "call" in data:
         return str(data["call"]["incident_id"])
-    if "delivery" in data:
-        cid = data["delivery"]["call_id"]
-        for c in server.flow.calls.values():
-            if c.call_id == cid:
-                return c.incident_id
-        return ""
     return None
 
 

@@ -468,7 +468,7 @@ def _live(args: argparse.Namespace, settings: Settings, console: Console) -> int
     fill in the browser."""
     import sys
 
-    from shotwatch.cli.serve import _run_demo
+    from shotwatch.cli.serve import run_demo_server
 
     live_for = args.live_for
     if live_for is None and not sys.stdin.isatty():
@@ -490,7 +490,7 @@ def _live(args: argparse.Namespace, settings: Settings, console: Console) -> int
     )
     if not Path(live_args.boundaries).exists():
         live_args.boundaries = None
-    return _run_demo(live_args, settings)
+    return run_demo_server(live_args, settings)
 
 
 def _redacted(url: str) -> str:

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     if args.demo:
-        return _run_demo(args, settings)
+        return run_demo_server(args, settings)
     d = settings.dispatch
     overrides = {
         k: v
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_demo(args: argparse.Namespace, settings: object) -> int:
+def run_demo_server(args: argparse.Namespace, settings: object) -> int:
     import os
     import tempfile
     import threading

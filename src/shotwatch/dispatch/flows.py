@@ -223,7 +223,10 @@ class DispatchFlow:
             d = Delivery(ch.name, call.call_id, call.idempotency_key, False, (), repr(exc))
         self.deliveries.append(d)
         self.store.save_delivery(d)
-        self.hub.publish("board", {"event": "delivery", "delivery": d.to_dict()})
+        self.hub.publish(
+            "board",
+            {"event": "delivery", "incident_id": call.incident_id, "delivery": d.to_dict()},
+        )
 
     async def deliver_on(self, ch: Channel, call: CallForService) -> None:
         """Deliver one call version on one channel now (used to re-send after a restart)."""
