@@ -15,6 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -28,7 +29,9 @@ from shotwatch.sensor.messages import ReportFields
 from shotwatch.sensor.signer import SensorSigner
 
 DEMO_SCENARIOS = ("city_single_shooter", "automatic_fire", "two_shooters_50m", "moving_shooter")
-DEMO_ORIGIN = (41.8781, -87.6298)  # the shipped city scenario's origin (Chicago, district 1)
+DEMO_ORIGIN = (41.8781, -87.6298)  # the simulated network's centre (Chicago, district 1)
+DEMO_QUADRANTS = ((-1, 1), (1, 1), (-1, -1), (1, -1))  # where scenario k fires: NW NE SW SE
+DEMO_QUADRANT_M = 450.0  # from the centre, along each axis
 
 
 @dataclass(frozen=True)
@@ -46,17 +49,33 @@ def plan(
     """Every scenario's pulses as reports, scenarios one after another ``gap_s`` apart."""
     from shotwatch.sim import example_scenarios, load_scenario, simulate_pulses
     from shotwatch.sim.audio import simulate_audio
+    from shotwatch.sim.scenario import GridLayout
 
     shipped = example_scenarios()
     out: list[DemoReport] = []
     offset = 2.0
-    for name in names:
+    network = None
+    for k, name in enumerate(names):
         sc = load_scenario(shipped[name])
+        # One network hears every scenario, as in a city: the first scenario's sensors (same
+        # layout and seed, so the same serials at the same positions), centred on the demo
+        # origin. Separate networks per scenario would leave the earlier ones' sensors silent
+        # at the later shots, and the associator rightly doubts a shot that most nearby
+        # sensors did not hear.
+        if network is None:
+            grid = sc.sensors
+            if isinstance(grid, GridLayout):
+                grid = grid.model_copy(
+                    update={"origin_m": (-grid.area_m[0] / 2, -grid.area_m[1] / 2)}
+                )
+            network = grid
+        sc = sc.model_copy(update={"sensors": network, "sources": _moved(sc.sources, k)})
         res = simulate_pulses(sc, seed)
         if not res.pulses:
             continue
         audio = {a.serial: a for a in simulate_audio(res.scene)}
         t0 = min(p.t_s for p in res.pulses)
+        full_scale = sc.detection.full_scale_db_spl
         for p in sorted(res.pulses, key=lambda p: p.t_s):
             a = audio.get(p.sensor)
             rate = a.sample_rate_hz if a else 12000
@@ -77,12 +96,33 @@ def plan(
                 lon_deg=None,
                 elevation_m=None,
                 snr_db=p.snr_db if np.isfinite(p.snr_db) else 10.0,
-                level_dbfs=-20.0,
+                # the level the sensor measured, in its own digital scale, with its calibration
+                level_dbfs=p.level_db_spl - full_scale,
                 score=p.score if np.isfinite(p.score) else 0.5,
+                full_scale_db_spl=full_scale,
             )
-            serial = f"{sc.name}:{p.sensor}"
+            serial = p.sensor
             out.append(DemoReport(offset + p.t_s - t0, serial, fields, snippet, rate))
         offset += max(p.t_s for p in res.pulses) - t0 + gap_s
+    return out
+
+
+def _moved(sources: list[Any], k: int) -> list[Any]:
+    """A scenario's sources moved (together) to the centre of quadrant ``k`` of the network
+    (NW, NE, SW, SE), so that the scenarios are separate incidents in separate districts."""
+    sx, sy = DEMO_QUADRANTS[k % len(DEMO_QUADRANTS)]
+    placed = [s for s in sources if s.position_m is not None]
+    if not placed:
+        return list(sources)
+    cx = float(np.mean([s.position_m[0] for s in placed]))
+    cy = float(np.mean([s.position_m[1] for s in placed]))
+    dx, dy = sx * DEMO_QUADRANT_M - cx, sy * DEMO_QUADRANT_M - cy
+    out = []
+    for src in sources:
+        if src.position_m is not None:
+            x, y, z = src.position_m
+            src = src.model_copy(update={"position_m": (x + dx, y + dy, z)})  # noqa: PLW2901
+        out.append(src)
     return out
 
 
@@ -121,7 +161,7 @@ def demo_boundaries(lat_deg: float, lon_deg: float, half_m: float = 3000.0) -> B
 
     frame = LocalFrame(lat_deg, lon_deg)
     out = []
-    for i, (sx, sy) in enumerate(((-1, 1), (1, 1), (-1, -1), (1, -1)), start=1):
+    for i, (sx, sy) in enumerate(DEMO_QUADRANTS, start=1):
         corners = [(0.0, 0.0), (sx * half_m, 0.0), (sx * half_m, sy * half_m), (0.0, sy * half_m)]
         ring = []
         for x, y in corners:

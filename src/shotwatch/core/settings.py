@@ -316,6 +316,14 @@ class SensorSettings(Section):
         1.0, gt=0, description="First retry delay of the report spool (doubles each failure)."
     )
     retry_max_s: float = Field(60.0, gt=0, description="Longest retry delay of the report spool.")
+    full_scale_db_spl: float = Field(
+        120.0,
+        ge=60.0,
+        le=200.0,
+        description="Sound level (dB SPL) of digital full scale for sensors whose reports do "
+        "not state their own calibration: a report's level_dbfs plus this is the pulse's level, "
+        "which association compares across sensors.",
+    )
 
 
 class DispatchSettings(Section):

@@ -87,6 +87,9 @@ class AgentConfig(_Model):
     kek_file: str | None = None
     server_public_key: str | None = None
     position: dict[str, float] = Field(default_factory=dict)
+    full_scale_db_spl: float | None = Field(
+        None, ge=60.0, le=200.0, description="the microphone's dB SPL at digital full scale"
+    )
     score: Literal["classifier", "impulsiveness"] = "classifier"
     policy_file: str | None = Field(
         None, description="the deployment's policy TOML; its sensor_audio retention caps ours"
@@ -241,6 +244,7 @@ class SensorAgent:
             heartbeat_interval_s=s.heartbeat_interval_s,
             search_log_head=lambda: self.search_log.head,
             scorer=SCORERS[agent.score],
+            full_scale_db_spl=agent.full_scale_db_spl,
         )
         self.search = (
             MissedShotSearch(

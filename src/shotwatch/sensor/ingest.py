@@ -100,6 +100,7 @@ class VerifiedReport:
     body: dict[str, Any]
     digest: str
     received_s: float
+    full_scale_db_spl: float = 120.0  # the deployment's default calibration (IngestLimits)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +127,15 @@ class VerifiedReport:
             out.append((parse_utc(piece["t0_utc"]), samples, sr))
         return out
 
+    def _level_db_spl(self) -> float:
+        """The pulse's level in dB SPL: the report's level in dBFS plus the microphone's full
+        scale (its own when the report states it, else the deployment's default). Association
+        compares levels across sensors (echo tails, level against distance), so a pulse
+        without a level would weaken those checks."""
+        dbfs = _nan(self.body.get("level_dbfs"))
+        fs = self.body.get("full_scale_db_spl")
+        return dbfs + (float(fs) if fs is not None else self.full_scale_db_spl)
+
     def pulse(self, frame: LocalFrame | None = None) -> Pulse:
         """A REPORT as the shared model's :class:`Pulse`.
 
@@ -150,7 +160,7 @@ class VerifiedReport:
             y_m=y,
             z_m=z,
             snr_db=_nan(self.body.get("snr_db")),
-            level_db_spl=math.nan,
+            level_db_spl=self._level_db_spl(),
             clock_error_s=self.body["clock_error_s"],
             score=_nan(self.body.get("score")),
             provenance=Provenance.automatic(ALGORITHM, ALGORITHM_VERSION, self.received_s),
@@ -168,6 +178,7 @@ class IngestLimits:
     snippet_post_s: float = 1.0
     max_search_window_s: float = 300.0
     max_future_s: float = 60.0
+    full_scale_db_spl: float = 120.0  # for reports that do not state their calibration
 
     @classmethod
     def from_settings(cls, s: SensorSettings) -> IngestLimits:
@@ -176,6 +187,7 @@ class IngestLimits:
             snippet_pre_s=s.snippet_pre_s,
             snippet_post_s=s.snippet_post_s,
             max_search_window_s=s.max_search_window_s,
+            full_scale_db_spl=s.full_scale_db_spl,
         )
 
     @property
@@ -230,6 +242,7 @@ def _check_report(
     for name in ("snr_db", "level_dbfs"):
         _num(body, name, -300.0, 300.0, optional=True)
     _num(body, "score", 0.0, 1.0, optional=True)
+    _num(body, "full_scale_db_spl", 60.0, 200.0, optional=True)
     pos = body.get("position")
     if not isinstance(pos, dict):
         raise _Bad(RejectReason.INVALID_FIELD, "position: must be an object")
@@ -386,7 +399,9 @@ def check_message(
         return Rejection(
             RejectReason.AUDIO_TOO_LONG, f"{kind_hint} may carry no audio", serial, seq
         )
-    return VerifiedReport(kind_hint, serial, seq, body, digest(data), received_s)
+    return VerifiedReport(
+        kind_hint, serial, seq, body, digest(data), received_s, limits.full_scale_db_spl
+    )
 
 
 def check_sequence(

@@ -231,12 +231,13 @@ class ReportFields:
     score: float
     snippet_pre_s: float = POLICY_SNIPPET_PRE_S
     snippet_post_s: float = POLICY_SNIPPET_POST_S
+    full_scale_db_spl: float | None = None  # the microphone's calibration, when known
 
     def to_body(self, snippet: np.ndarray, sample_rate_hz: int, snippet_t0_utc: str) -> dict:
         def num(v: float | None) -> float | None:
             return None if v is None or not math.isfinite(v) else float(v)
 
-        return {
+        body = {
             "arrival_utc": self.arrival_utc,
             "clock_error_s": float(self.clock_error_s),
             "position": {
@@ -254,3 +255,6 @@ class ReportFields:
             "snippet_post_s": float(self.snippet_post_s),
             "snippet": encode_audio(snippet, sample_rate_hz, snippet_t0_utc),
         }
+        if self.full_scale_db_spl is not None:
+            body["full_scale_db_spl"] = float(self.full_scale_db_spl)
+        return body

@@ -107,8 +107,10 @@ class SensorPipeline:
         search_log_head: Callable[[], str] = lambda: "",
         disk_bytes: Callable[[], int] | None = None,
         picker_chunk_s: float = 0.25,
+        full_scale_db_spl: float | None = None,
     ) -> None:
         self.signer = signer
+        self.full_scale_db_spl = full_scale_db_spl  # the microphone's calibration, if known
         self.emit = emit
         self.buffer = buffer
         self.picker_config = picker_config
@@ -258,6 +260,7 @@ class SensorPipeline:
             score=score,
             snippet_pre_s=self.pre_s,
             snippet_post_s=self.post_s,
+            full_scale_db_spl=self.full_scale_db_spl,
         )
         seq, data = self.signer.report(fields, snippet, sr, snippet_t0)
         self.stats.reports += 1
