@@ -51,6 +51,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.review_latency import SECRET, SR, SS, Thread, pct
+from bench.shot_network import ShotNetwork, TruthShot, match
 from shotwatch.api.app import create_app
 from shotwatch.api.auth import UserRegistry
 from shotwatch.api.build import build_server
@@ -165,6 +166,39 @@ class LoopSampler:
                 self.stage["other"] += 1
 
 
+def real_pipeline(cfg: dict[str, Any], frame: LocalFrame, sessions: Any) -> tuple[Any, Any, Any]:
+    """The production pipeline as ``shotwatch serve`` runs it (association, location,
+    incidents, preliminary versions, results stored), on a clock that runs at the replay's
+    speed, with the network's sensors registered; and its ticker."""
+    from shotwatch.api.live import PipelineConsumer, ticker
+    from shotwatch.core.clock import ScaledClock
+    from shotwatch.core.model import Sensor
+    from shotwatch.core.settings import Settings
+    from shotwatch.pipeline import Pipeline, StoreSink
+
+    clock = ScaledClock(cfg["data_origin_s"], cfg["speed"], cfg["wall_origin_s"])
+    settings = Settings()
+    settings = settings.model_copy(
+        update={
+            "association": settings.association.model_copy(
+                update={"gate_neighbours": cfg["gate_neighbours"]}
+            )
+        }
+    )
+    sensors = [Sensor(serial, x, y, z) for serial, x, y, z in cfg["sensors"]]
+    consumer = PipelineConsumer(
+        lambda sink: Pipeline(settings, clock, sink, frame=frame, sensors=sensors),
+        StoreSink(sessions),
+        preliminary=True,
+    )
+
+    def tick(srv: Any) -> Any:
+        # ticks in wall time; the clock turns them into replay time
+        return ticker(consumer, srv.accept, period_s=0.25 / cfg["speed"])
+
+    return consumer, clock, tick
+
+
 def serve_main(cfg: dict[str, Any], stop: Any) -> None:
     """The server process: the production app on uvicorn, with this night's users, sensors
     and webhook receiver; writes its CPU time (and profile) to ``cfg['out']`` on exit."""
@@ -185,13 +219,18 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
                 "agency": "NYPD",
                 "role": "investigator",
                 "rank": "detective",
-                "command": "75",
+                "command": cfg["console_commands"][i] if cfg.get("console_commands") else "75",
                 "access": [SS],
                 "trained": [SS],
             }
             for i in range(cfg["consoles"])
         ]
     )
+    consumer: Any = _Triples(frame)
+    background: list[Any] = []
+    if cfg["pipeline"] == "real":
+        consumer, clock, tick = real_pipeline(cfg, frame, sessions)
+        background.append(tick)
     store: Any = SqlFlowStore(sessions)
     store_name = "each"
     if cfg["store"] == "batched":
@@ -221,10 +260,12 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
             users=users,
             channels=[channel],
             verifier=Ingest(MemoryIngestStore(pub), IngestLimits(), clock),
-            consumer=_Triples(frame),
+            consumer=consumer,
             frame=frame,
             store=store,
         )
+        for make in background:
+            srv.background.append(lambda make=make: make(srv))
         srv.classify = cfg["classify"]  # as `shotwatch serve` runs: score from the audio
         if cfg["classify"] and cfg["scoring_workers"] != 1:
             from shotwatch.api.classify import ScoringQueue
@@ -279,8 +320,38 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     url = f"{args.pg_url}?options=-csearch_path%3D{schema}"
     migrate(url)
     sessions = session_factory(make_engine(url))
-    keys = {f"SN-{i}": Ed25519PrivateKey.generate() for i in range(3)}
+    real = args.pipeline == "real"
+    network = ShotNetwork(side_m=args.network_side_m, seed=args.seed) if real else None
+    serials = network.serials if network is not None else [f"SN-{i}" for i in range(3)]
+    keys = {s: Ed25519PrivateKey.generate() for s in serials}
     received: dict[str, float] = {}
+    # replay time: the night's clock starts at the wall origin and runs `speed` x
+    wall_origin = time.time() + args.startup_s
+    truth: list[TruthShot] = []
+    precinct_of: dict[int, str] = {}
+    console_commands: list[str] = []
+    if network is not None:
+        # shots only where a precinct answers (not in the bay); consoles spread over the
+        # precincts the shots fall in, each seeing its own command's incidents (policy)
+        nypd = load_boundaries(Path(args.data) / "boundaries" / "nypd-precincts.geojson")
+        rp = nypd.boundary("75").geometry.representative_point()
+        frame = LocalFrame(rp.y, rp.x)
+
+        def precinct(x: float, y: float) -> str | None:
+            lat, lon, _ = frame.to_geo(x, y, 0.0)
+            return nypd.route(lat, lon).unit_id
+
+        truth = [
+            network.shot(
+                n,
+                wall_origin + float(minute - args.from_min) * 60.0,
+                accept=lambda x, y: precinct(x, y) is not None,
+            )
+            for n, minute in enumerate(sl, start=1)
+        ]
+        precinct_of = {sh.n: str(precinct(sh.x_m, sh.y_m)) for sh in truth}
+        units = sorted(set(precinct_of.values()))
+        console_commands = [units[i % len(units)] for i in range(args.consoles)]
 
     async def hook(request: Request) -> Response:
         body = await request.body()
@@ -306,6 +377,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "store": args.store,
         "profile": args.profile,
         "out": str(profile_path),
+        "pipeline": args.pipeline,
+        "console_commands": console_commands,
+        "speed": args.speed,
+        "data_origin_s": wall_origin,
+        "wall_origin_s": wall_origin,
+        "gate_neighbours": args.gate_neighbours,
+        "sensors": []
+        if network is None
+        else [
+            (serial, float(x), float(y), float(z))
+            for serial, x, y, z in zip(
+                network.serials, network.x, network.y, network.z, strict=True
+            )
+        ],
     }
     proc = ctx.Process(target=serve_main, args=(cfg, stop))
     proc.start()
@@ -324,6 +409,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     board_seen: dict[str, list[float]] = {}
     connected = 0
     ready = asyncio.Event()
+    # real pipeline: server incident id -> truth shot, and each truth shot's first sight on
+    # each console (any version of any incident about it)
+    srv2truth: dict[str, int | None] = {}
+    first_seen: dict[int, dict[int, float]] = {}
+    ids_of: dict[int, list[str]] = {}
+
+    def seen_real(i: int, t: float, d: dict[str, Any]) -> None:
+        iid = d["incident_id"]
+        if iid not in srv2truth:
+            m = match(truth, float(d["x_m"]), float(d["y_m"]), float(d["start_s"]))
+            srv2truth[iid] = None if m is None else m.n
+            if m is not None:
+                ids_of.setdefault(m.n, []).append(iid)
+        n = srv2truth[iid]
+        if n is not None:
+            first_seen.setdefault(n, {}).setdefault(i, t)
 
     async def console(i: int) -> None:
         """One open console: a bare HTTP/1.0 stream (no chunking) read line by line, so 50 of
@@ -354,6 +455,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         queue_seen.setdefault(d["incident_id"], []).append(t)
                     elif event == "board" and d.get("event") == "call":
                         board_seen.setdefault(d["call"]["incident_id"], []).append(t)
+                    if real and event == "queue" and d.get("state") == "open":
+                        seen_real(i, t, d)
         finally:
             writer.close()
 
@@ -368,71 +471,151 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     h0 = {"Authorization": "Bearer tok-0", "X-Purpose": "emergency_response"}
     late_s: list[float] = []
     limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as c:
-        t_start = time.perf_counter()
+    last_sent: dict[int, float] = {}
+    confirm_failed: list[str] = []
+    reports_sent = 0
 
-        async def one(n: int, due: float) -> None:
-            now = time.time()
-            bodies = []
-            for k, sg in enumerate(signers.values()):
-                t_k = now + 0.01 * k
+    async def send_real(c: httpx.AsyncClient) -> None:
+        """Every sensor report of the slice, each sent when its sensor has recorded the 1 s
+        after the onset (replay time, shown on the wall clock at `speed` x); a sensor's own
+        reports go in order. Confirms follow as a reviewer sees incidents."""
+        nonlocal reports_sent
+        assert network is not None
+        sends = sorted(
+            (wall_origin + (r.arrival_s + 1.0 - wall_origin) / args.speed, shot.n, k)
+            for shot in truth
+            for k, r in enumerate(shot.reports)
+        )
+        locks = {sn: asyncio.Lock() for sn in serials}
+        pending: list[asyncio.Task[None]] = []
+        confirmable = [shot.n for shot in truth if shot.n % args.confirm_every == 0]
+
+        async def post(n: int, k: int, due: float) -> None:
+            nonlocal reports_sent
+            shot = truth[n - 1]
+            r = shot.reports[k]
+            async with locks[r.serial]:
+                late_s.append(max(0.0, time.time() - due))
                 f = ReportFields(
-                    iso_utc(t_k),
+                    iso_utc(r.arrival_s),
                     0.0004,
-                    pos[k][0],
-                    pos[k][1],
-                    5.0,
+                    r.x_m,
+                    r.y_m,
+                    r.z_m,
                     None,
                     None,
                     None,
                     20.0,
-                    -10.0,
+                    network.level_dbfs(r, shot),
                     0.9,
                 )
-                bodies.append(sg.report(f, snippet, SR, t_k - 1.0)[1])
-            # the three sensors send at once (each sensor's own reports stay in order: the
-            # next incident waits for these); the clock starts before the first is sent, so
-            # it covers "last report received" whichever arrives last
-            iid = f"b-inc-{n}"
-            sent_at[iid] = time.perf_counter()
-            for r in await asyncio.gather(*(c.post("/api/v1/reports", content=b) for b in bodies)):
-                r.raise_for_status()
-            if n % args.confirm_every == 0:
-                to_confirm.append(iid)
+                body = signers[r.serial].report(f, snippet, SR, r.arrival_s - 1.0)[1]
+                last_sent[n] = max(last_sent.get(n, 0.0), time.perf_counter())
+                (await c.post("/api/v1/reports", content=body)).raise_for_status()
+                reports_sent += 1
 
-        pending: list[asyncio.Task[None]] = []
-        lock = asyncio.Lock()  # sensors' sequence numbers must arrive in order
-
-        async def ordered(n: int, due: float) -> None:
-            async with lock:
-                late_s.append(max(0.0, time.perf_counter() - t_start - due))
-                await one(n, due)
-
-        for n, due in enumerate(rel_s, start=1):
-            await asyncio.sleep(max(0.0, t_start + due - time.perf_counter()))
-            pending.append(asyncio.create_task(ordered(n, float(due))))
-            while to_confirm and queue_seen.get(to_confirm[0]):  # a reviewer sees it first
-                iid = to_confirm.pop(0)
+        async def confirm_seen() -> None:
+            while confirmable and ids_of.get(confirmable[0]):
+                n = confirmable.pop(0)
+                iid = ids_of[n][0]
+                reviewer = console_commands.index(precinct_of[n])  # a console of its command
                 confirm_at[iid] = time.perf_counter()
                 r = await c.post(
+                    f"/api/v1/incidents/{iid}/commands/confirm",
+                    headers={**h0, "Authorization": f"Bearer tok-{reviewer}"},
+                    json={"reason": "nye confirm"},
+                )
+                if r.status_code != 200 or r.json().get("outcome") != "OK":
+                    confirm_at.pop(iid)
+                    confirm_failed.append(f"{iid}: {r.status_code} {r.text[:200]}")
+
+        for due, n, k in sends:
+            await asyncio.sleep(max(0.0, due - time.time()))
+            pending.append(asyncio.create_task(post(n, k, due)))
+            await confirm_seen()
+        await asyncio.gather(*pending)
+        wait_until = time.time() + 30
+        while confirmable and time.time() < wait_until:
+            await confirm_seen()
+            await asyncio.sleep(0.02)
+        sent_at.update({str(n): t for n, t in last_sent.items()})
+
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as c:
+        t_start = time.perf_counter()
+
+        if real:
+            await send_real(c)
+        else:
+
+            async def one(n: int, due: float) -> None:
+                now = time.time()
+                bodies = []
+                for k, sg in enumerate(signers.values()):
+                    t_k = now + 0.01 * k
+                    f = ReportFields(
+                        iso_utc(t_k),
+                        0.0004,
+                        pos[k][0],
+                        pos[k][1],
+                        5.0,
+                        None,
+                        None,
+                        None,
+                        20.0,
+                        -10.0,
+                        0.9,
+                    )
+                    bodies.append(sg.report(f, snippet, SR, t_k - 1.0)[1])
+                # the three sensors send at once (each sensor's own reports stay in order: the
+                # next incident waits for these); the clock starts before the first is sent, so
+                # it covers "last report received" whichever arrives last
+                iid = f"b-inc-{n}"
+                sent_at[iid] = time.perf_counter()
+                for r in await asyncio.gather(
+                    *(c.post("/api/v1/reports", content=b) for b in bodies)
+                ):
+                    r.raise_for_status()
+                if n % args.confirm_every == 0:
+                    to_confirm.append(iid)
+
+            pending: list[asyncio.Task[None]] = []
+            lock = asyncio.Lock()  # sensors' sequence numbers must arrive in order
+
+            async def ordered(n: int, due: float) -> None:
+                async with lock:
+                    late_s.append(max(0.0, time.perf_counter() - t_start - due))
+                    await one(n, due)
+
+            for n, due in enumerate(rel_s, start=1):
+                await asyncio.sleep(max(0.0, t_start + due - time.perf_counter()))
+                pending.append(asyncio.create_task(ordered(n, float(due))))
+                while to_confirm and queue_seen.get(to_confirm[0]):  # a reviewer sees it first
+                    iid = to_confirm.pop(0)
+                    confirm_at[iid] = time.perf_counter()
+                    r = await c.post(
+                        f"/api/v1/incidents/{iid}/commands/confirm",
+                        headers=h0,
+                        json={"reason": "nye confirm"},
+                    )
+                    assert r.json()["outcome"] == "OK", r.text
+            await asyncio.gather(*pending)
+            for iid in to_confirm:
+                while not queue_seen.get(iid):
+                    await asyncio.sleep(0.01)
+                confirm_at[iid] = time.perf_counter()
+                await c.post(
                     f"/api/v1/incidents/{iid}/commands/confirm",
                     headers=h0,
                     json={"reason": "nye confirm"},
                 )
-                assert r.json()["outcome"] == "OK", r.text
-        await asyncio.gather(*pending)
-        for iid in to_confirm:
-            while not queue_seen.get(iid):
-                await asyncio.sleep(0.01)
-            confirm_at[iid] = time.perf_counter()
-            await c.post(
-                f"/api/v1/incidents/{iid}/commands/confirm",
-                headers=h0,
-                json={"reason": "nye confirm"},
-            )
         deadline = time.perf_counter() + 30
         while time.perf_counter() < deadline and (
-            sum(len(v) for v in queue_seen.values()) < len(sent_at) * args.consoles
+            (
+                sum(len(v) for v in first_seen.values())
+                < sum(Counter(console_commands)[precinct_of[sh.n]] for sh in truth)
+                if real
+                else sum(len(v) for v in queue_seen.values()) < len(sent_at) * args.consoles
+            )
             or any(i not in received for i in confirm_at)
         ):
             await asyncio.sleep(0.05)
@@ -451,12 +634,57 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with make_engine(args.pg_url).begin() as c:
         c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     r2q = [t - sent_at[i] for i, ts in queue_seen.items() if i in sent_at for t in ts]
+    missing_console = sum(args.consoles - len(queue_seen.get(i, [])) for i in sent_at)
+    not_stored = len(sent_at) - int(stored or 0)
+    association: dict[str, Any] | None = None
+    if real:
+        # last report sent -> the incident about that shot in the queue on each console; an
+        # incident already there (a provisional shot from the first reports) counts 0
+        signed = [
+            t - last_sent[n]
+            for n, per in first_seen.items()
+            if n in last_sent
+            for t in per.values()
+        ]
+        r2q = [max(0.0, d) for d in signed]
+        expected = Counter(console_commands)
+        missing_console = sum(
+            expected[precinct_of[sh.n]] - len(first_seen.get(sh.n, {})) for sh in truth
+        )
+        not_stored = len(srv2truth) - int(stored or 0)
+        association = {
+            "truth_incidents": len(truth),
+            "reports_sent": reports_sent,
+            "reports_per_incident_mean": reports_sent / max(len(truth), 1),
+            "truth_incidents_never_in_queue": sum(1 for sh in truth if sh.n not in first_seen),
+            "truth_incidents_split": sum(1 for ids in ids_of.values() if len(ids) > 1),
+            "server_incidents": len(srv2truth),
+            "server_incidents_matching_no_shot": sum(1 for v in srv2truth.values() if v is None),
+            "in_queue_before_last_report_share": (
+                sum(1 for d in signed if d <= 0) / len(signed) if signed else None
+            ),
+            "confirms_refused": confirm_failed[:5],
+            "confirms_refused_n": len(confirm_failed),
+            "gate_neighbours": args.gate_neighbours,
+            "network_sensors": len(serials),
+            "precincts": len(set(console_commands)),
+            "consoles_per_incident_mean": (
+                sum(Counter(console_commands)[precinct_of[sh.n]] for sh in truth)
+                / max(len(truth), 1)
+            ),
+        }
     c2a = [
         max(*board_seen.get(i, [float("inf")]), received.get(i, float("inf"))) - t0
         for i, t0 in confirm_at.items()
     ]
-    missing_console = sum(args.consoles - len(queue_seen.get(i, [])) for i in sent_at)
     ms = 1000.0
+
+    def board_expected(iid: str) -> int:
+        """Consoles whose board shows this call: all of them, or (real pipeline) those of the
+        incident's command."""
+        n = srv2truth.get(iid)
+        return args.consoles if not real or n is None else Counter(console_commands)[precinct_of[n]]
+
     return {
         "benchmark": "nye_replay",
         "backend": "postgresql",
@@ -482,13 +710,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "bench_client": client_cpu_s,
         },
         "lost": {
-            "not_stored": len(sent_at) - int(stored or 0),
+            "not_stored": not_stored,
             "console_deliveries_missing": missing_console,
             "board_deliveries_missing": sum(
-                args.consoles - len(board_seen.get(i, [])) for i in confirm_at
+                board_expected(i) - len(board_seen.get(i, [])) for i in confirm_at
             ),
             "webhooks_missing": sum(1 for i in confirm_at if i not in received),
         },
+        "pipeline": args.pipeline,
+        "association": association,
         "queue_in_priority_order": priority_ok(queue),
         "queue_length": len(queue),
         "report_to_queue_ms": {
@@ -534,9 +764,31 @@ def main() -> int:
     ap.add_argument(
         "--scoring-workers", type=int, default=1, help="scoring processes (serve uses 1)"
     )
+    ap.add_argument(
+        "--pipeline",
+        choices=["real", "triples"],
+        default="real",
+        help="real: a simulated sensor network's reports through the production pipeline "
+        "(association, location, incidents); triples: one incident per three reports",
+    )
+    ap.add_argument("--network-side-m", type=float, default=12_000.0, help="real: network size")
+    ap.add_argument(
+        "--gate-neighbours",
+        type=int,
+        default=24,
+        help="real: association.gate_neighbours (24 is the setting for fireworks-night "
+        "densities, ADR 0100; 0 searches every anchor fully)",
+    )
+    ap.add_argument(
+        "--startup-s", type=float, default=20.0, help="wall seconds before the night begins"
+    )
     ap.add_argument("--out", default=None, help="also write the JSON result to this file")
     args = ap.parse_args()
-    result = asyncio.run(run(args))
+    try:
+        result = asyncio.run(run(args))
+    finally:  # a failed run must not leave the server process behind
+        for child in mp.active_children():
+            child.terminate()
     json.dump(result, sys.stdout, indent=2)
     print()
     if args.out:
