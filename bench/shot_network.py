@@ -60,8 +60,8 @@ class ShotNetwork:
         height_m: float = 6.0,
         c_mps: float = 343.0,
         pick_sigma_s: float = 0.0005,
-        min_separation_m: float = 800.0,
-        separation_window_s: float = 90.0,
+        min_separation_m: float = 500.0,
+        separation_window_s: float = 60.0,
         seed: int = 7,
     ) -> None:
         rng = np.random.default_rng(seed)

@@ -223,7 +223,11 @@ class Associator:
             self.stats.out_of_order += 1
             pos = int(np.searchsorted(self._t[self._head : n], pulse.t_s, side="right"))
             pos += self._head
-            pos = max(pos, self._next_anchor)
+            if pos < self._next_anchor:
+                # Later than its place among the anchors already decided: it goes in time
+                # order (every search relies on it) as a partner for anchors still to come,
+                # never an anchor itself; unused, it is counted when it expires.
+                self._next_anchor += 1
             self._t[pos + 1 : n + 1] = self._t[pos:n].copy()
             self._s[pos + 1 : n + 1] = self._s[pos:n].copy()
             self._state[pos + 1 : n + 1] = self._state[pos:n].copy()
@@ -344,7 +348,7 @@ class Associator:
         else:
             horizon = self._t[self._next_anchor] - 2 * self.reach_m / self.c - self.late_s
         while self._head < self._next_anchor and self._t[self._head] < horizon:
-            if self._state[self._head] == _DONE:
+            if self._state[self._head] != _USED:  # given up, or arrived after its turn
                 p = self._pulses[self._head]
                 self.stats.unassociated += 1
                 if p is not None:
