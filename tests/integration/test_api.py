@@ -411,3 +411,23 @@ def test_live_events_are_encoded_once_and_still_filtered_per_subscriber(nypd_ser
     cache = srv.wire_cache
     assert len(cache) == 2 and all(w in a[0] for _, w in cache.values())  # encoded once each
     assert other == []  # another precinct's detective is not sent them
+
+
+def test_a_pipeline_fault_is_recorded_and_loses_no_report(nypd_server) -> None:  # type: ignore[no-untyped-def]
+    """A fault inside the pipeline must not turn an accepted report into a lost one (a 500
+    makes the sensor retry, and the retry is then only a duplicate): the report is accepted,
+    its pulse kept as evidence, and the fault goes to the audit trail."""
+    srv, app, ctx = nypd_server
+    audited: list[tuple[str, dict[str, Any]]] = []
+    srv.audit = lambda kind, data: audited.append((kind, data))
+
+    class Broken:
+        def feed(self, pulse: Any) -> Any:
+            raise ValueError("repeats may not contain negative values")
+
+    srv.consumer = Broken()  # type: ignore[assignment]
+    r = call(app, "POST", "/api/v1/reports", content=report(ctx["signers"]["SN-A"], 0, 150, T0))
+    assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+    assert [k for k, _ in audited] == ["pipeline.failed"]
+    assert "negative values" in audited[0][1]["error"]
+    assert len(srv.pipeline_errors) == 1 and srv.evidence.pulses

@@ -104,6 +104,7 @@ class Server:
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     scoring: Any = None  # api.classify.ScoringQueue, made on first use (or given)
+    pipeline_errors: list[str] = field(default_factory=list)  # faults of consumer.feed
     wire_cache: dict[int, tuple[Resource | None, bytes]] = field(default_factory=dict)
 
     def _scoring(self) -> Any:
@@ -145,7 +146,18 @@ class Server:
         self.evidence.add_pulse(pulse, clip)
         if self.consumer is None:
             return []
-        return self.accept(*self.consumer.feed(pulse))
+        try:
+            results = self.consumer.feed(pulse)
+        except Exception as exc:
+            # The report is accepted and its pulse kept as evidence; a retry would only be a
+            # duplicate. So a fault in the pipeline is recorded where operators look (the
+            # audit trail and `pipeline_errors`), never turned into a lost report.
+            self.pipeline_errors.append(f"{pulse.pulse_id}: {exc!r}")
+            del self.pipeline_errors[:-1000]
+            if self.audit is not None:
+                self.audit("pipeline.failed", {"pulse_id": pulse.pulse_id, "error": repr(exc)})
+            return []
+        return self.accept(*results)
 
     def accept(self, shots: Sequence[ShotLocation], incidents: Sequence[Incident]) -> list[str]:
         """Results of the pipeline: shots to the evidence, incidents to the review queue.
