@@ -1,101 +1,176 @@
-"""Streaming association: pulses, one at a time in arrival order -> located shots.
+"""Streaming association: pulses in arrival order -> located shots (ADR 0015).
 
-In the spirit of SeisComP's scautoloc (a plain class fed one pick at a time) and of GaMMA's
-travel-time consistency, without any ground truth:
+A plain class fed one pulse at a time (SeisComP's ``scautoloc`` shape: ``feed`` and a clock
+``flush``), holding *hypotheses*, candidate shots that grow as the sound reaches sensor after
+sensor:
 
-* Pulses wait in a time-sorted ring buffer (numpy arrays, so every search is vectorised).
-* The oldest unprocessed pulse becomes an **anchor** once every pulse that could belong to the
-  same shot has had time to arrive (the farthest sensor in reach, divided by ``c``).
-* **Candidates** are pulses of other sensors within reach whose time difference to the anchor
-  is physically possible: ``|dt| <= distance / c + tolerance``. Fewer than ``min_sensors``
-  distinct sensors ends the anchor at once (the fast path that keeps unrelated impulses cheap).
-* A **coarse-to-fine grid** around the anchor's sensor counts, at each node, the distinct
-  sensors whose origin time ``t - d / c`` agrees with the anchor's; the node with the largest
-  consistent set wins (ties: the tighter set). One pulse per sensor is kept, the earliest
-  consistent one (echoes and reverberation arrive later).
-* The set is located robustly (:func:`shotwatch.location.locate`), membership is re-checked
-  against the located source, and the shot is final. Its pulses are consumed, so later rounds
-  and echoes are left to later anchors.
-* A set heard only through pulses that sit in the reverberation tail of a shot just located
-  at the same sensors must either land near that shot (another round from the same gun) or
-  carry clearly more sensors than the minimum (ADR 0012): echoes of one shot are mutually
-  consistent only by chance, and chance agreement needs few sensors.
+* **attach**: a new pulse that arrives where and when an open hypothesis predicts (its
+  sensor not yet heard from, or heard only later) joins it and the hypothesis is re-fitted
+  at once (:func:`shotwatch.location.quick.refine`), so the located shot is updated within
+  the processing time of that pulse. A young hypothesis, resting on a few near sensors, may
+  be off by more than a far sensor's window: a pulse a little outside it joins when a refit
+  with it keeps every member inside.
+* **nucleate**: otherwise the pulse, as the latest arrival of a possible new shot, is paired
+  with the pulses of its nearest sensors: every pair of them with it is a closed-form triple
+  (two hyperbolae, at most two sources, :func:`~shotwatch.association.geometry.triple_sources`)
+  and each source counts the distinct sensors whose origin time agrees. The best-supported
+  source with ``nucleation_support`` sensors (fewer where fewer sensors could check it)
+  starts a hypothesis. Pulses already claimed by open hypotheses take part: hypotheses
+  compete for pulses and the contest is settled when they become final, so an early wrong
+  combination (echoes of one round with the next round's arrivals) cannot starve the right
+  one. A new set that shares most of its pulses with an open hypothesis refines that one
+  instead of doubling it.
+* **finalize**: once every sensor that could still hear the shot has had the time to, the
+  hypothesis takes its final members (per sensor the earliest pulse in the member window;
+  later ones there are echoes), is located by the full robust solver
+  (:func:`shotwatch.location.locate`) and must pass the evidence tests of
+  :mod:`shotwatch.association.evidence`. Competing hypotheses become final in order of
+  support, the stronger first; a final shot's pulses are no longer anyone else's.
 
-The clock is the data: "now" is the latest arrival fed, so replay and live are one path.
+Provisional states (hypotheses as they form and grow, then final or retracted) come from
+:meth:`Associator.drain_provisional` for consoles that want to see a shot as it forms.
+
+The clock is the data: "now" is the latest arrival fed, or the time given to ``flush``, so a
+replay and the live path are one code path.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
-from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.spatial import cKDTree
+from numpy.typing import NDArray
 
+from shotwatch.association import evidence, kernels
+from shotwatch.association.store import CLAIMED, FREE, SPENT, USED, PulseStore
 from shotwatch.core.errors import InputError
-from shotwatch.core.model import Pulse, Sensor, ShotLocation
+from shotwatch.core.ids import stable_id
+from shotwatch.core.model import Provenance, Pulse, Sensor, ShotLocation
 from shotwatch.core.settings import Settings
 from shotwatch.location.locate import locate
+from shotwatch.location.quick import QuickFit, refine, warm_refine
 
-_FREE = 0
-_USED = 1
-_DONE = 2  # processed as an anchor without forming a shot
-# The gate's silence check looks at this many times ``gate_neighbours`` nearest sensors: a
-# source heard first at A can lie some way off, and its reporting disk then reaches further.
-_SILENCE_NEIGHBOURS = 4
+ALGORITHM = "hypothesis-association"
+VERSION = "2"
+
+#: Position uncertainty (sigmas) turned into extra arrival-time slack for the attach test,
+#: and the cap on that slack (seconds).
+_SLACK_SIGMAS = 2.0
+_SLACK_CAP_S = 0.03
+#: A three-sensor shot stands only when no other sensor lies within this many times the
+#: distance of its farthest member: it has no redundancy (chance pulses always fit).
+_ALONE_FACTOR = 2.0
+#: A pulse this far (s) from an open hypothesis's prediction may still join it if a refit
+#: with it keeps every member in the window, while the hypothesis has fewer than _YOUNG.
+_TRIAL_S = 0.15
+_YOUNG = 8
+#: Shots closer than this (m) are at the same place (another round from the same gun).
+_SAME_PLACE_M = 25.0
+#: A set this close (m, s) to a final shot, heard mostly at other sensors, is a split of it.
+_SPLIT_M = 60.0
+_SPLIT_S = 0.2
+#: Shortest lag (s) between two rounds that the repeat search looks for (1,500 rounds/min);
+#: shorter lags are the shot's own reverberation.
+_REPEAT_MIN_LAG_S = 0.04
+#: Members a hypothesis needs before later arrivals at its sensors are tested as repeats.
+_REPEAT_PARENT = 5
+#: Hypotheses are refitted for every new member up to this size, then each time they have
+#: grown by this factor (provisional positions; the final one is always a full fit).
+_ALWAYS_REFIT = 12
+_REGROWTH = 1.25
+#: The buffer's old pulses are dropped at most this often (stream seconds).
+_EXPIRE_EVERY_S = 0.5
+#: Shortest span (s) over which a neighbour's pulse rate is counted for the chance floor.
+_RATE_SPAN_S = 1.0
+#: Most pulses (nearest sensors first) a new pulse is paired with when nucleating.
+_MAX_PARTNERS = 24
+
+
+_PAIRS: dict[int, tuple[NDArray[np.intp], NDArray[np.intp]]] = {}
+
+
+def _pairs(n: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    got = _PAIRS.get(n)
+    if got is None:
+        got = np.triu_indices(n, 1)
+        _PAIRS[n] = got
+    return got
 
 
 @dataclass
 class AssociatorStats:
-    """Counters so that nothing is dropped silently."""
+    """Counters, so that nothing is dropped silently."""
 
     pulses: int = 0
     duplicates: int = 0
     out_of_order: int = 0
-    anchors: int = 0
-    anchors_fast_rejected: int = 0
-    anchors_gate_rejected: int = 0
-    grid_searches: int = 0
+    attached: int = 0
+    replaced: int = 0
+    late_members: int = 0
+    nucleation_tries: int = 0
+    hypotheses: int = 0
+    refined: int = 0
     shots: int = 0
-    rejected_sets: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
     unassociated: int = 0
-    split_duplicates: int = 0
-    anchor_misfits: int = 0
-    echo_prechecked: int = 0
-    seed_rejected: int = 0
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
 
-@dataclass(frozen=True)
+@dataclass
+class Hypothesis:
+    """A candidate shot: its members (sensor index -> pulse handle) and current fit."""
+
+    slot: int
+    key: str
+    members: dict[int, int]
+    fit: QuickFit
+    close_s: float = math.inf
+    revision: int = 0
+    final: ShotLocation | None = None
+    hold_until_s: float = 0.0
+    fitted_n: int = 0
+    #: a repeat of another hypothesis (another round from the same place): its slot and key,
+    #: and the lag of this one's arrivals behind it at every sensor both heard
+    parent: tuple[int, str] | None = None
+    lag_s: float = 0.0
+    #: lags behind this hypothesis of later pulses at its sensors: (lag, sensor, handle, time)
+    votes: list[tuple[float, int, int, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class _Probe:
-    """A candidate set at its grid node, before location (for the lenient echo check)."""
+    """A nucleation attempt: the anchor pulse, its sensor's neighbour rows and the buffer
+    rows before it (time, sensor, owner, gap since the sensor's previous pulse)."""
 
-    x_m: float
-    y_m: float
-    t0_s: float
-    pulse_ids: tuple[str, ...]
-    outliers: tuple[str, ...]
-    uncertainty_m: float
-
-
-_PROBE_U_M = 30.0  # position error assumed for a grid node (3 x this = 90 m counts as near)
+    handle: int
+    sensor: int
+    t: float
+    rank: NDArray[np.int16]
+    dist: NDArray[np.float32]
+    ts: NDArray[np.float64]
+    ss: NDArray[np.int64]
+    owner: NDArray[np.int64]
+    gap: NDArray[np.float64]
 
 
 @dataclass(frozen=True)
-class _Recent:
-    """A shot just located: where, when, and each sensor's arrival (for the echo rule)."""
+class ProvisionalShot:
+    """A hypothesis as it stands: ``key`` is stable over its revisions; ``final`` is set on the
+    revision that became a shot, ``retracted`` when it was rejected."""
 
-    x_m: float
-    y_m: float
-    t0_s: float
-    arrivals: dict[str, float]
-    levels_db: dict[str, float]
+    key: str
+    revision: int
+    shot: ShotLocation
+    final: bool = False
+    retracted: bool = False
 
 
 class Associator:
-    """Feed pulses in arrival order; get shots back as they become final."""
+    """Feed pulses in arrival order; get located shots back as they become final."""
 
     def __init__(
         self,
@@ -111,58 +186,63 @@ class Associator:
         if not 250.0 <= self.c <= 400.0:
             raise InputError("associator", "c_mps", f"must be 250..400 m/s, got {c_mps}")
         self.dims = dims or self.settings.location.dims
-        # 3 sensors suffice in 3-D too: locate() then fixes the height (height_min_sensors).
         self.min_sensors = max(a.min_sensors, 3)
         self.reach_m = a.max_station_distance_m
         self.tol_s = a.pick_tolerance_s
+        self.early_s = a.early_tolerance_s
         self.late_s = a.late_tolerance_s
-        self.coarse_m = a.coarse_cell_m
-        self.echo_tail_s = a.echo_tail_s
-        self.min_heard_fraction = a.min_heard_fraction
-        self.significance_z = a.significance_z
-        self.round_level_db = a.round_level_match_db
-        self.max_tries = 1
-        self.silence_window_s = a.silence_window_s
-        self.same_shot_s = 0.03
-        self.window_s = a.window_s
-        self.gate_k = a.gate_neighbours if self.dims == 2 else 0
-        self.gate_cap = a.gate_max_partners
+        self.nb_k = a.nucleation_neighbours
+        self.nuc_support = max(a.nucleation_support, self.min_sensors)
+        self.nuc_alpha = a.nucleation_false_alarm
+        self.onset_gap_s = a.onset_gap_s
+        self.rep_tol_s = a.repeat_tolerance_s
+        self.rep_support = max(a.repeat_support, self.min_sensors)
+        self.rep_max_lag_s = a.echo_tail_s
         self.batch_s = a.batch_s
+        self.window_s = a.window_s
+        self.pick_sigma_s = self.settings.location.pick_sigma_s
         self.stats = AssociatorStats()
-        self.unassociated_ids: deque[str] = deque(maxlen=10000)
-        # Sensors: serial -> index; positions in growable arrays.
+        self.unassociated_ids: list[str] = []
+        #: set to a list to record each hypothesis's life (diagnostics only)
+        self.trace: list[str] | None = None
+        # sensors
         self._sidx: dict[str, int] = {}
         self._sx = np.zeros(0)
         self._sy = np.zeros(0)
         self._sz = np.zeros(0)
         self._sensor_objs: list[Sensor] = []
-        self._reach_wait: dict[int, float] = {}
-        self._nb_tab: np.ndarray | None = None
-        self._nbd_tab: np.ndarray | None = None
-        self._nb_lists: list[tuple[list[int], list[float]]] = []
-        self._tree: cKDTree = cKDTree(np.zeros((1, 2)))
-        self._times: dict[int, list[float]] = {}  # per sensor: its pulse times, sorted
+        # per sensor, built on first use: neighbour ranks (int16) and distances (float32), so
+        # a 2,000-sensor city costs 24 MB
+        self._rank_rows: dict[int, tuple[NDArray[np.int16], NDArray[np.float32], float]] = {}
         for s in sensors or ():
             self._add_sensor(s.serial, s.x_m, s.y_m, s.z_m, s)
-        # Pulse ring buffer (arrays grow by doubling; a head index expires old pulses).
-        cap = 1024
-        self._t = np.zeros(cap)
-        self._s = np.zeros(cap, dtype=np.int64)
-        self._state = np.zeros(cap, dtype=np.int8)
-        self._pulses: list[Pulse | None] = [None] * cap
-        self._n = 0
-        self._head = 0  # first pulse still in the buffer
-        self._next_anchor = 0  # first pulse not yet processed as an anchor
-        self._lim = 0  # pulses at or after this index are later than the anchor's decision time
+        # pulses
+        self.store = PulseStore()
+        self._seen: dict[tuple[int, float], int] = {}
+        self._claims: dict[int, set[int]] = {}
+        self._at_sensor: dict[int, set[int]] = {}  # sensor -> slots with a member there
+        self._children: dict[int, set[int]] = {}  # slot -> slots of its repeats
+        self._pending: list[int] = []
         self._now = -math.inf
-        self._recent: deque[_Recent] = deque()
-        self._last_by_sensor: dict[tuple[int, float], str] = {}
-        self._pulse_by_id: dict[str, Pulse] = {}
-        if self._sidx:  # a known network: build the per-sensor tables now, not mid-stream
-            for si in range(len(self._sidx)):
-                self._wait_s(si)
-            if self.gate_k:
-                self._neighbour_table()
+        # hypotheses: objects plus numpy columns for the vectorised attach test
+        self._hyps: dict[int, Hypothesis] = {}
+        self._free_slots: list[int] = []
+        cap = 64
+        self._hx = np.zeros(cap)
+        self._hy = np.zeros(cap)
+        self._hz = np.zeros(cap)
+        self._ht0 = np.full(cap, -np.inf)
+        self._hslack = np.zeros(cap)
+        self._hlive = np.zeros(cap, dtype=bool)  # open, or final and absorbing late members
+        self._finals: list[ShotLocation] = []
+        self._provisional: dict[str, ProvisionalShot] = {}
+        self._changed: set[int] = set()
+        self._next_due = math.inf  # earliest time a hypothesis is due or a final expires
+        kernels.warm_up()
+        warm_refine()
+        for i in range(len(self._sidx)):
+            self._neighbours(i)
+        self._last_expire = -math.inf
 
     # ------------------------------------------------------------------ sensors
     def _add_sensor(
@@ -177,20 +257,30 @@ class Associator:
         self._sy = np.append(self._sy, y)
         self._sz = np.append(self._sz, z)
         self._sensor_objs.append(obj or Sensor(serial, x, y, z))
-        self._reach_wait.clear()
-        self._nb_tab = None
+        self._rank_rows.clear()
         return i
 
-    def _wait_s(self, si: int) -> float:
-        """How long after a pulse on sensor ``si`` every possible partner has arrived."""
-        w = self._reach_wait.get(si)
-        if w is None:
-            d = np.hypot(self._sx - self._sx[si], self._sy - self._sy[si])
-            near = d[d <= 2 * self.reach_m]
-            w = float(near.max()) / self.c + self.tol_s + self.late_s if len(near) else 0.0
-            w = min(w, self.window_s)
-            self._reach_wait[si] = w
-        return w
+    def _neighbours(self, si: int) -> tuple[NDArray[np.int16], NDArray[np.float32], float]:
+        """For sensor ``si``: each sensor's rank among its ``nucleation_neighbours`` nearest
+        within twice the reach (-1 for the rest), distances to all, and the farthest
+        neighbour's distance."""
+        row = self._rank_rows.get(si)
+        if row is None:
+            d = np.sqrt(
+                (self._sx - self._sx[si]) ** 2
+                + (self._sy - self._sy[si]) ** 2
+                + (self._sz - self._sz[si]) ** 2
+            )
+            k = min(self.nb_k + 1, len(d))
+            first = np.argpartition(d, k - 1)[:k] if k < len(d) else np.arange(len(d))
+            first = first[np.argsort(d[first], kind="stable")]
+            near = first[(first != si) & (d[first] <= 2.0 * self.reach_m)][: self.nb_k]
+            rank = np.full(len(d), -1, dtype=np.int16)
+            rank[near] = np.arange(len(near))
+            far = float(d[near].max()) if len(near) else 0.0
+            row = (rank, d.astype(np.float32), far)
+            self._rank_rows[si] = row
+        return row
 
     # ------------------------------------------------------------------ feeding
     def feed(self, pulse: Pulse) -> list[ShotLocation]:
@@ -198,906 +288,950 @@ class Associator:
         self.stats.pulses += 1
         si = self._add_sensor(pulse.sensor, pulse.x_m, pulse.y_m, pulse.z_m)
         key = (si, round(pulse.t_s, 6))
-        if key in self._last_by_sensor:
+        if key in self._seen:
             self.stats.duplicates += 1
             return []
-        self._last_by_sensor[key] = pulse.pulse_id
-        self._append(pulse, si)
+        level = pulse.level_db_spl if math.isfinite(pulse.level_db_spl) else math.nan
+        h, late = self.store.add(pulse, si, level)
+        self._seen[key] = h
+        if late:
+            self.stats.out_of_order += 1
+        self._pending.append(h)
         self._now = max(self._now, pulse.t_s)
-        return self._process(self._now, lag=self.batch_s)
+        first = self.store.t[self.store.pos(self._pending[0])]
+        if self._now - first >= self.batch_s:
+            self._process(self._now)
+        return self._take_finals()
 
     def flush(self, until_s: float | None = None) -> list[ShotLocation]:
-        """Process every anchor that is due by ``until_s`` (default: all of them)."""
-        now = math.inf if until_s is None else float(until_s)
-        shots = self._process(now)
-        if until_s is None:
-            self._recent.clear()
-        return shots
+        """Let time pass to ``until_s`` (default: the end of input) and return what became
+        final by then."""
+        now = math.inf if until_s is None else max(float(until_s), self._now)
+        self._process(now)
+        return self._take_finals()
 
-    def _append(self, pulse: Pulse, si: int) -> None:
-        if self._n == len(self._t):
-            self._compact_or_grow()
-        n = self._n
-        if n > self._head and pulse.t_s < self._t[n - 1]:
-            # Out of arrival order: insert in place (rare; keeps the buffer sorted).
-            self.stats.out_of_order += 1
-            pos = int(np.searchsorted(self._t[self._head : n], pulse.t_s, side="right"))
-            pos += self._head
-            if pos < self._next_anchor:
-                # Later than its place among the anchors already decided: it goes in time
-                # order (every search relies on it) as a partner for anchors still to come,
-                # never an anchor itself; unused, it is counted when it expires.
-                self._next_anchor += 1
-            self._t[pos + 1 : n + 1] = self._t[pos:n].copy()
-            self._s[pos + 1 : n + 1] = self._s[pos:n].copy()
-            self._state[pos + 1 : n + 1] = self._state[pos:n].copy()
-            self._pulses[pos + 1 : n + 1] = self._pulses[pos:n]
-            n = pos
-            self._n += 1
-        else:
-            self._n += 1
-        self._t[n] = pulse.t_s
-        self._s[n] = si
-        self._state[n] = _FREE
-        self._pulses[n] = pulse
-        self._pulse_by_id[pulse.pulse_id] = pulse
-        lst = self._times.setdefault(si, [])
-        if lst and pulse.t_s < lst[-1]:
-            insort(lst, pulse.t_s)
-        else:
-            lst.append(pulse.t_s)
-        if len(lst) > 64 and lst[0] < pulse.t_s - 4 * self.window_s:
-            del lst[: bisect_left(lst, pulse.t_s - 4 * self.window_s)]
+    def drain_provisional(self) -> list[ProvisionalShot]:
+        """Hypotheses created, grown, finalized or retracted since the last call."""
+        out: list[ProvisionalShot] = []
+        for slot in sorted(self._changed):
+            hyp = self._hyps.get(slot)
+            if hyp is None or hyp.final is not None:
+                continue
+            out.append(ProvisionalShot(hyp.key, hyp.revision, self._provisional_shot(hyp)))
+        self._changed.clear()
+        out.extend(self._provisional.values())
+        self._provisional.clear()
+        return out
 
-    def _compact_or_grow(self) -> None:
-        h = self._head
-        live = self._n - h
-        cap = len(self._t)
-        if live * 2 > cap:
-            cap *= 2
-        t = np.zeros(cap)
-        s = np.zeros(cap, dtype=np.int64)
-        st = np.zeros(cap, dtype=np.int8)
-        t[:live] = self._t[h : self._n]
-        s[:live] = self._s[h : self._n]
-        st[:live] = self._state[h : self._n]
-        pulses: list[Pulse | None] = [None] * cap
-        pulses[:live] = self._pulses[h : self._n]
-        self._t, self._s, self._state, self._pulses = t, s, st, pulses
-        self._n = live
-        self._next_anchor -= h
-        self._head = 0
+    @property
+    def open_hypotheses(self) -> int:
+        return sum(1 for h in self._hyps.values() if h.final is None)
+
+    def _take_finals(self) -> list[ShotLocation]:
+        out, self._finals = self._finals, []
+        return sorted(out, key=lambda s: s.t0_s)
 
     # ------------------------------------------------------------------ processing
-    def _process(self, now: float, lag: float = 0.0) -> list[ShotLocation]:
-        """Process every anchor due by ``now``. With ``lag`` (feed()), start only once the
-        oldest due anchor is ``lag`` overdue, so that anchors are handled in batches."""
-        out: list[ShotLocation] = []
-        started = lag <= 0.0
-        while self._next_anchor < self._n:
-            batch: list[int] = []
-            lims: list[int] = []
-            spent: list[int] = []
-            j = self._next_anchor
-            h = self._head
-            while j < self._n and len(batch) < 256:
-                if self._state[j] != _FREE:
-                    j += 1
-                    continue
-                due = float(self._t[j]) + self._wait_s(int(self._s[j]))
-                if due > now or (not started and due > now - lag):
-                    break
-                started = True
-                self.stats.anchors += 1
-                # Decide only on pulses up to the anchor's due time: the same shots come out
-                # however the stream is cut into feed()/flush(until_s) calls.
-                lim = h + int(np.searchsorted(self._t[h : self._n], due, "right"))
-                if not self.gate_k:
-                    self._lim = lim
-                    shot = self._nucleate(j, now, None)
-                    if shot is not None:
-                        out.append(shot)
-                elif self._precheck(j, due):
-                    batch.append(j)
-                    lims.append(lim)
-                else:
-                    self.stats.anchors_fast_rejected += 1
-                    spent.append(j)
-                j += 1
-            if batch:
-                out.extend(self._run_batch(batch, lims, now))
-            for k in spent:  # after the batch: earlier anchors may still pair with them
-                if self._state[k] == _FREE:
-                    self._state[k] = _DONE
-            self._next_anchor = j
-            if not batch and not spent:
-                break
-        self._expire()
-        return out
+    def _process(self, now: float) -> None:
+        """Handle the waiting pulses in time order; before each, the hypotheses due by its
+        time become final, so that where the clock ticks (or how pulses are batched) changes
+        when shots come out, never which."""
+        pending, self._pending = self._pending, []
+        pending.sort(key=lambda h: self.store.t[self.store.pos(h)])
+        for h in pending:
+            self._finalize_due(float(self.store.t[self.store.pos(h)]))
+            if self._attach_repeat(h) or self._attach(h) or self._vote_repeat(h):
+                continue
+            self._nucleate(h)
+        self._finalize_due(now)
+        self._expire(now)
 
-    def _run_batch(self, batch: list[int], lims: list[int], now: float) -> list[ShotLocation]:
-        """Gate a batch of anchors together, then search the survivors one by one. A shot
-        consumes pulses, so the anchors after it are gated again (exactly as if alone)."""
-        out: list[ShotLocation] = []
-        rest = list(zip(batch, lims, strict=True))
-        while rest:
-            seeds = self._gate_batch([i for i, _ in rest], [lim for _, lim in rest])
-            formed = -1
-            for pos, ((i, lim), seed) in enumerate(zip(rest, seeds, strict=True)):
-                if self._state[i] != _FREE:
-                    continue
-                if seed is None:
-                    self.stats.anchors_gate_rejected += 1
-                    self._state[i] = _DONE
-                    continue
-                self._lim = lim
-                shot = self._nucleate(i, now, [seed])
-                if shot is not None:
-                    out.append(shot)
-                    formed = pos
-                    break
-            if formed < 0:
-                break
-            rest = rest[formed + 1 :]
-        return out
+    # .................................................................. claims
+    def _claim(self, hyp: Hypothesis, handle: int) -> None:
+        self._claims.setdefault(handle, set()).add(hyp.slot)
+        self.store.owner[self.store.pos(handle)] = CLAIMED
 
-    def _expire(self) -> None:
-        """Forget pulses no future anchor can pair with (older than 2 reach / c)."""
-        if self._next_anchor >= self._n:
-            horizon = self._now - self.window_s
-        else:
-            horizon = self._t[self._next_anchor] - 2 * self.reach_m / self.c - self.late_s
-        while self._head < self._next_anchor and self._t[self._head] < horizon:
-            if self._state[self._head] != _USED:  # given up, or arrived after its turn
-                p = self._pulses[self._head]
-                self.stats.unassociated += 1
-                if p is not None:
-                    self.unassociated_ids.append(p.pulse_id)
-            old_p = self._pulses[self._head]
-            if old_p is not None:
-                self._pulse_by_id.pop(old_p.pulse_id, None)
-            self._pulses[self._head] = None
-            self._head += 1
-        while self._recent and self._recent[0].t0_s < horizon - self.echo_tail_s:
-            self._recent.popleft()
-        if len(self._last_by_sensor) > 4 * max(self._n - self._head, 256):
-            cut = horizon
-            self._last_by_sensor = {k: v for k, v in self._last_by_sensor.items() if k[1] >= cut}
+    def _unclaim(self, hyp: Hypothesis, handle: int) -> None:
+        holders = self._claims.get(handle)
+        if holders is None:
+            return
+        holders.discard(hyp.slot)
+        if not holders:
+            del self._claims[handle]
+            row = self.store.pos(handle)
+            if self.store.owner[row] == CLAIMED:
+                self.store.owner[row] = FREE
 
-    def _gate_batch(self, anchors: list[int], lims: list[int]) -> list[tuple[float, float] | None]:
-        """Cheap necessary evidence for shots anchored at ``anchors`` (buffer indices, in
-        order; ``lims`` bound each one's pulses by its decision time), among nearest sensors.
+    def _set_members(self, hyp: Hypothesis, members: dict[int, int]) -> None:
+        old = set(hyp.members.values())
+        new = set(members.values())
+        for h in old - new:
+            self._unclaim(hyp, h)
+        for h in new - old:
+            self._claim(hyp, h)
+        for si in hyp.members.keys() - members.keys():
+            self._at_sensor.get(si, set()).discard(hyp.slot)
+        added = members.keys() - hyp.members.keys()
+        for si in added:
+            self._at_sensor.setdefault(si, set()).add(hyp.slot)
+        grew_up = len(hyp.members) < _REPEAT_PARENT <= len(members)
+        hyp.members = dict(members)
+        if hyp.final is None and len(members) >= _REPEAT_PARENT and (added or grew_up):
+            self._backfill_votes(hyp, list(members) if grew_up else added)
 
-        A source heard first at the anchor's sensor A is also heard by sensors near A, and the
-        sensors between them answer (the silence rule). So: take the free pulses of A's
-        ``gate_k`` nearest sensors whose time difference to the anchor is possible (at most
-        ``gate_cap``, nearest sensors first), solve every anchor + two-partner triple in closed
-        form (2-D TDOA, two hyperbolae: at most two sources), pick the source the most of these
-        sensors agree with (ties: the tighter fit), and keep it if at least ``min_sensors``
-        agree and it passes the silence rule among these sensors. Returns per anchor that
-        source (absolute x, y) or ``None``.
-
-        Every anchor of the batch is handled by the same few array operations (numpy's cost is
-        per call, not per element, at these sizes). Each anchor sees exactly what it would see
-        alone: partners come after it in the buffer (earlier anchors are spent by then) and
-        before its own decision time.
-        """
-        nb_all = len(anchors)
-        out: list[tuple[float, float] | None] = [None] * nb_all
-        tab, dtab = self._neighbour_table()
-        k = tab.shape[1]
-        kp = min(self.gate_k, k)  # partners come from the nearest kp; silence uses all k
-        c, tol, late, sw = self.c, self.tol_s, self.late_s, self.silence_window_s
-        anc = np.asarray(anchors, dtype=np.int64)
-        lim = np.asarray(lims, dtype=np.int64)
-        sa = self._s[anc]
-        ta = self._t[anc]
-        ax, ay = self._sx[sa], self._sy[sa]
-        nbm, dm = tab[sa], dtab[sa]  # (B, K); missing neighbours: index -1, distance inf
-        valid = nbm >= 0
-        # Per neighbour j at distance d_j: a partner lies within d_j / c (+ tolerances) of the
-        # anchor, and so does any arrival a source heard first at the anchor predicts there.
-        dmt = np.where(valid, dm, 0.0) / c
-        lo_t = ta[:, None] - dmt - 2 * tol
-        hi_t = ta[:, None] + dmt + tol + late + sw
-        # One slice of the buffer, sorted by (sensor, time): each (anchor, neighbour) window is
-        # then one contiguous run found by a single vectorised search.
-        # It spans every window below: the neighbours' (lo_t..hi_t) and the arrivals of a
-        # source heard first at the anchor at any sensor in reach (t0 <= ta, so at most
-        # reach / c after the anchor); each anchor's own decision time still limits it.
-        h = self._head
-        reach_full = self.reach_m / c + 2 * tol
-        t_lo = float(min(lo_t.min(), ta.min() - reach_full))
-        t_hi = float(max(hi_t.max(), ta.max() + reach_full + late + sw))
-        g1 = min(int(lim.max()), h + int(np.searchsorted(self._t[h : self._n], t_hi, "right")))
-        g0 = h + int(np.searchsorted(self._t[h:g1], t_lo))
-        if g1 <= g0:
-            return out
-        idx = np.arange(g0, g1)
-        order = np.argsort(self._s[idx], kind="stable")
-        ii = idx[order]
-        base = float(self._t[g0])
-        span = float(self._t[g1 - 1]) - base + 1.0
-        key = self._s[ii] * span + (self._t[ii] - base)
-        q = np.where(valid, nbm, 0).astype(float) * span
-        a = np.searchsorted(key, (q + (lo_t - base)).ravel(), "left")
-        z = np.searchsorted(key, (q + (hi_t - base)).ravel(), "right")
-        cnt = np.where(valid.ravel(), z - a, 0)
-        tot = int(cnt.sum())
-        if tot == 0:
-            return out
-        qid = np.repeat(np.arange(nb_all * k), cnt)
-        pos = np.arange(tot) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(a, cnt)
-        e_idx = ii[pos]
-        e_b, e_r = qid // k, qid % k
-        ok = e_idx < lim[e_b]
-        e_idx, e_b, e_r = e_idx[ok], e_b[ok], e_r[ok]
-        e_dt = self._t[e_idx] - ta[e_b]
-        # Partners: free, after the anchor, time difference physically possible.
-        pm = (
-            (self._state[e_idx] == _FREE)
-            & (e_idx > anc[e_b])
-            & (e_r < kp)
-            & (np.abs(e_dt) <= dm[e_b, e_r] / c + tol + late)
+    # .................................................................. attach
+    def _attach(self, handle: int) -> bool:
+        st = self.store
+        row = st.pos(handle)
+        if st.owner[row] != FREE:
+            return True
+        si = int(st.s[row])
+        t = float(st.t[row])
+        cand, strict = kernels.attach_candidates(
+            float(self._sx[si]),
+            float(self._sy[si]),
+            float(self._sz[si]),
+            t,
+            self._hx,
+            self._hy,
+            self._hz,
+            self._ht0,
+            self._hslack,
+            self._hlive,
+            self.c,
+            self.early_s,
+            self.late_s,
+            _TRIAL_S,
+            self.reach_m,
         )
-        pb, pr, pdt = e_b[pm], e_r[pm], e_dt[pm]
-        if len(pb) < 2:
-            return out
-        # Bounded work per anchor: the first ``gate_cap`` partners (nearest sensors first).
-        first_of = np.searchsorted(pb, pb, "left")
-        capm = (np.arange(len(pb)) - first_of) < self.gate_cap
-        pb, pr, pdt = pb[capm], pr[capm], pdt[capm]
-        run = np.concatenate(([True], (pb[1:] != pb[:-1]) | (pr[1:] != pr[:-1])))
-        ndist = np.bincount(pb[run], minlength=nb_all)
-        keep = ndist[pb] >= self.min_sensors - 1
-        pb, pr, pdt = pb[keep], pr[keep], pdt[keep]
-        n_p = len(pb)
-        if n_p < 2:
-            return out
-        m = np.bincount(pb, minlength=nb_all)
-        gstart = np.cumsum(m) - m
-        kpos = np.arange(n_p) - gstart[pb]
-        nafter = m[pb] - 1 - kpos
-        n_pairs = int(nafter.sum())
-        if n_pairs == 0:
-            return out
-        fi = np.repeat(np.arange(n_p), nafter)
-        se = fi + 1 + np.arange(n_pairs) - np.repeat(np.cumsum(nafter) - nafter, nafter)
-        dif = pr[fi] != pr[se]
-        fi, se = fi[dif], se[dif]
-        if len(fi) == 0:
-            return out
-        ps = nbm[pb, pr]
-        px, py = self._sx[ps] - ax[pb], self._sy[ps] - ay[pb]
-        pd = pdt * c
-        # Anchor at the origin, r_i = r_A + d_i:
-        #   x_i x + y_i y = (x_i^2 + y_i^2 - d_i^2) / 2 - r_A d_i   (i = the two partners)
-        xb, yb, db, xc, yc, dc = px[fi], py[fi], pd[fi], px[se], py[se], pd[se]
-        det = xb * yc - yb * xc
-        good = np.abs(det) > 1e-6 * np.hypot(xb, yb) * np.hypot(xc, yc)
-        det = np.where(good, det, 1.0)
-        ub, uc = (xb * xb + yb * yb - db * db) / 2, (xc * xc + yc * yc - dc * dc) / 2
-        p0x, p0y = (yc * ub - yb * uc) / det, (xb * uc - xc * ub) / det
-        qx, qy = (yc * db - yb * dc) / det, (xb * dc - xc * db) / det
-        qa = qx * qx + qy * qy - 1.0
-        qb = -2.0 * (p0x * qx + p0y * qy)
-        qc = p0x * p0x + p0y * p0y
-        # Noise can pull two nearly touching hyperbolae apart: take the closest point then.
-        disc = np.sqrt(np.maximum(qb * qb - 4 * qa * qc, 0.0))
-        lin = np.abs(qa) < 1e-9
-        qa = np.where(lin, 1.0, qa)
-        lin_ra = -qc / np.where(qb == 0, 1.0, qb)
-        ra = np.concatenate(
-            (
-                np.where(lin, lin_ra, (-qb + disc) / (2 * qa)),
-                np.where(lin, lin_ra, (-qb - disc) / (2 * qa)),
-            )
-        )
-        good2 = np.tile(good, 2) & np.isfinite(ra) & (ra >= 0) & (ra <= self.reach_m)
-        sol_b = np.tile(pb[fi], 2)[good2]
-        if len(sol_b) == 0:
-            return out
-        ra = ra[good2]
-        sx = np.tile(p0x, 2)[good2] - ra * np.tile(qx, 2)[good2]
-        sy = np.tile(p0y, 2)[good2] - ra * np.tile(qy, 2)[good2]
-        # Solutions are grouped by anchor; pair each with every partner of its anchor.
-        srt = np.argsort(sol_b, kind="stable")
-        sol_b, ra, sx, sy = sol_b[srt], ra[srt], sx[srt], sy[srt]
-        n_s = len(sol_b)
-        reps = m[sol_b]
-        tot3 = int(reps.sum())
-        e_s = np.repeat(np.arange(n_s), reps)
-        e_p = gstart[sol_b][e_s] + np.arange(tot3) - np.repeat(np.cumsum(reps) - reps, reps)
-        dist = np.hypot(sx[e_s] - px[e_p], sy[e_s] - py[e_p])
-        res = pdt[e_p] + (ra[e_s] - dist) / c
-        cons = (res >= -tol) & (res <= tol + late) & (dist <= self.reach_m)
-        pre = pr[e_p]
-        runs = np.flatnonzero(
-            np.concatenate(([True], (e_s[1:] != e_s[:-1]) | (pre[1:] != pre[:-1])))
-        )
-        any_run = np.logical_or.reduceat(cons, runs)
-        count = 1 + np.bincount(e_s[runs], weights=any_run, minlength=n_s)
-        # Among equally supported sources prefer the tighter fit and the earliest pulses
-        # (direct arrivals come first, echoes later), as the grid search does.
-        fit = np.where(cons, np.abs(res) + 0.1 * np.maximum(pdt[e_p], 0.0), 0.0)
-        spread = np.bincount(e_s, weights=fit, minlength=n_s)
-        heard_d = np.maximum.reduceat(np.where(cons, dist, 0.0), np.cumsum(reps) - reps)
-        # One try per anchor, as the full search: its best supported source, ties to the
-        # tighter fit (three sensors always fit some source; which one is tried decides).
-        order_s = np.lexsort((spread, -count, sol_b))
-        sbo = sol_b[order_s]
-        firsts = order_s[np.concatenate(([True], sbo[1:] != sbo[:-1]))]
-        best = firsts[count[firsts] >= self.min_sensors]
-        if len(best) == 0:
-            return out
-        gb = sol_b[best]
-        bx, by, bra = sx[best], sy[best], ra[best]
-        r_max = np.maximum(bra, heard_d[best])
-        # First, loosely, among the nearest sensors inside the reporting radius (pulses in
-        # hand): at least the least strict share of the silence rule must have answered.
-        nbg = nbm[gb]
-        vg = nbg >= 0
-        nbi = np.where(vg, nbg, 0)
-        dn = np.hypot(
-            bx[:, None] - (self._sx[nbi] - ax[gb][:, None]),
-            by[:, None] - (self._sy[nbi] - ay[gb][:, None]),
-        )
-        dn = np.where(vg, dn, np.inf)
-        inside = dn <= r_max[:, None] + 1e-6
-        arr_n = (ta[gb] - bra / c)[:, None] + dn / c
-        row = np.full(nb_all, -1)
-        row[gb] = np.arange(len(gb))
-        er = row[e_b]
-        sel = er >= 0
-        rr, rk = er[sel], e_r[sel]
-        dev = self._t[e_idx[sel]] - arr_n[rr, rk]
-        hit = (dev >= -2 * tol) & (dev <= sw)
-        resp_n = np.zeros(arr_n.shape, dtype=bool)
-        resp_n[rr[hit], rk[hit]] = True
-        loose = 0.75 * self.min_heard_fraction
-        local_ok = (resp_n & inside).sum(axis=1) >= loose * inside.sum(axis=1) - 1e-9
-        if not local_ok.any():
-            return out
-        gb, bx, by, bra = gb[local_ok], bx[local_ok], by[local_ok], bra[local_ok]
-        # The silence rule over every sensor in reach of the source (as the full search
-        # applies it at its node): members are free pulses after the anchor within the
-        # tolerance of the predicted arrival; any pulse near it shows a sensor was not deaf.
-        t0b = ta[gb] - bra / c
-        due = self._t[np.maximum(lim[gb] - 1, 0)]
-        centres = np.c_[bx + ax[gb], by + ay[gb]]
-        balls = self._tree.query_ball_point(centres, r=self.reach_m)
-        ln = np.array([len(v) for v in balls], dtype=np.int64)
-        cat = np.concatenate([np.asarray(v, dtype=np.int64) for v in balls])
-        qrow = np.repeat(np.arange(len(gb)), ln)
-        dq = np.hypot(self._sx[cat] - centres[qrow, 0], self._sy[cat] - centres[qrow, 1])
-        arr = t0b[qrow] + dq / c
-        kq = cat * span - base
-        hi_r = np.minimum(arr + sw, due[qrow])
-        a = np.searchsorted(key, kq + arr - 2 * tol, "left")
-        z = np.searchsorted(key, kq + hi_r, "right")
-        responsive = z > a
-        a = np.searchsorted(key, kq + arr - tol, "left")
-        z = np.searchsorted(key, kq + np.minimum(arr + tol + late, due[qrow]), "right")
-        cnt = np.maximum(z - a, 0)
-        tot4 = int(cnt.sum())
-        heard = np.zeros(len(cat), dtype=bool)
-        if tot4:
-            eq = np.repeat(np.arange(len(cat)), cnt)
-            ep = ii[np.arange(tot4) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(a, cnt)]
-            good4 = (self._state[ep] == _FREE) & (ep > anc[gb][qrow[eq]])
-            heard[eq[good4]] = True
-        heard |= cat == sa[gb][qrow]
-        responsive |= heard
-        n_heard = np.bincount(qrow, weights=heard, minlength=len(gb))
-        dh = np.where(heard, dq, np.inf)
-        r_max = np.full(len(gb), -np.inf)
-        np.maximum.at(r_max, qrow, np.where(heard, dq, -np.inf))
-        # median reporting distance per source: sort (row, distance) and take the middle
-        srt_h = np.lexsort((dh, qrow))
-        first_h = np.searchsorted(qrow[srt_h], np.arange(len(gb)), "left")
-        nh = n_heard.astype(np.int64)
-        lo_m = dh[srt_h][np.minimum(first_h + (nh - 1) // 2, len(dh) - 1)]
-        hi_m = dh[srt_h][np.minimum(first_h + nh // 2, len(dh) - 1)]
-        r_med = (lo_m + hi_m) / 2
-        near = dq <= r_max[qrow] + 1e-6
-        near_med = dq <= r_med[qrow] + 1e-6
-        n_near = np.bincount(qrow, weights=near, minlength=len(gb))
-        n_near_resp = np.bincount(qrow, weights=near & responsive, minlength=len(gb))
-        n_med = np.bincount(qrow, weights=near_med, minlength=len(gb))
-        n_med_resp = np.bincount(qrow, weights=near_med & responsive, minlength=len(gb))
-        shortfall = np.maximum(0, self.dims + 3 - n_heard)
-        base_f = self.min_heard_fraction
-        need = 0.75 * base_f + (1 - 0.75 * base_f) * np.minimum(1.0, shortfall / 2)
-        passed = (
-            (n_heard >= self.min_sensors)
-            & (n_near_resp >= need * n_near - 1e-9)
-            & (n_med_resp >= base_f * n_med - 1e-9)
-        )
-        for j in np.flatnonzero(passed):
-            g = int(gb[j])
-            out[g] = (float(bx[j] + ax[g]), float(by[j] + ay[g]))
-        return out
-
-    def _neighbour_table(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per sensor its ``4 x gate_k`` nearest sensors within 2 x reach, nearest first (index -1
-        and distance inf where there are fewer)."""
-        if self._nb_tab is None or len(self._nb_tab) != len(self._sx):
-            n = len(self._sx)
-            k = min(_SILENCE_NEIGHBOURS * self.gate_k, max(n - 1, 1))
-            xy = np.c_[self._sx, self._sy]
-            dist, ix = cKDTree(xy).query(xy, k=k + 1, distance_upper_bound=2 * self.reach_m)
-            dist, ix = np.atleast_2d(dist)[:, 1:], np.atleast_2d(ix)[:, 1:]
-            missing = ~np.isfinite(dist)
-            self._tree = cKDTree(xy)
-            self._nb_tab = np.where(missing, -1, ix).astype(np.int64)
-            self._nbd_tab = np.where(missing, np.inf, dist)
-            self._nb_lists = [
-                (
-                    [int(v) for v in row[row >= 0]],
-                    [float(v) / self.c + self.tol_s + self.late_s for v in d[row >= 0]],
-                )
-                for row, d in zip(
-                    self._nb_tab[:, : self.gate_k], self._nbd_tab[:, : self.gate_k], strict=True
-                )
-            ]
-        assert self._nbd_tab is not None
-        return self._nb_tab, self._nbd_tab
-
-    def _precheck(self, i: int, due: float) -> bool:
-        """Necessary for the gate, in plain Python: at least ``min_sensors - 1`` of the
-        nearest sensors hold *some* pulse within the possible time difference."""
-        self._neighbour_table()
-        nbs, wins = self._nb_lists[int(self._s[i])]
-        ta = float(self._t[i])
-        need = self.min_sensors - 1
-        got = 0
-        times = self._times
-        for s, w in zip(nbs, wins, strict=True):
-            lst = times.get(s)
-            if lst:
-                j = bisect_left(lst, ta - w)
-                if j < len(lst) and lst[j] <= ta + w and lst[j] <= due:
-                    got += 1
-                    if got >= need:
-                        return True
+        if len(cand) == 0:
+            return False
+        for k in range(len(cand)):
+            hyp = self._hyps[int(cand[k])]
+            old = hyp.members.get(si)
+            if old is not None and st.t[st.pos(old)] <= t:
+                # the sensor already gave this shot an earlier arrival: this one is later on
+                # the same sensor (an echo, or the next round)
+                continue
+            if hyp.final is not None:
+                if old is None and strict[k]:
+                    st.owner[row] = USED
+                    self.stats.late_members += 1
+                    return True
+                continue
+            if not strict[k] and (
+                len(hyp.members) >= _YOUNG or not self._stretches(hyp, si, handle)
+            ):
+                continue
+            members = dict(hyp.members)
+            members[si] = handle
+            if old is not None:
+                self.stats.replaced += 1
+            self._set_members(hyp, members)
+            if old is not None and old not in self._claims:
+                # an earlier arrival replaced it: the later pulse was an echo of this shot
+                st.owner[st.pos(old)] = SPENT
+            self.stats.attached += 1
+            self._refit(hyp)
+            return True
         return False
 
-    def _candidates(self, i: int) -> np.ndarray:
-        """Buffer indices of free pulses that could share a source with pulse ``i``."""
-        ta = self._t[i]
-        sa = int(self._s[i])
-        span = 2 * self.reach_m / self.c + self.tol_s + self.late_s
-        h, n = self._head, self._lim
-        # Anchors are taken in buffer order, so every pulse before ``i`` is spent already.
-        lo = i
-        hi = h + int(np.searchsorted(self._t[h:n], ta + span, "right"))
-        idx = np.arange(lo, hi)
-        idx = idx[self._state[lo:hi] == _FREE]
-        sidx = self._s[idx]
-        d = np.hypot(self._sx[sidx] - self._sx[sa], self._sy[sidx] - self._sy[sa])
-        dt = np.abs(self._t[idx] - ta)
-        ok = (d <= 2 * self.reach_m) & (dt <= d / self.c + self.tol_s + self.late_s)
-        ok &= (sidx != sa) | (idx == i)
-        return idx[ok]
+    def _stretches(self, hyp: Hypothesis, si: int, handle: int) -> bool:
+        """Would the hypothesis, refitted with this pulse, still hold every member (and this
+        one) inside the member window?"""
+        members = dict(hyp.members)
+        members[si] = handle
+        fit = self._fit_members(members, hyp.fit.x_m, hyp.fit.y_m)
+        r = fit.residuals_s
+        return bool(np.all((r >= -self.early_s) & (r <= self.late_s)))
 
-    def _nucleate(
-        self, i: int, now: float, seeds: list[tuple[float, float]] | None
-    ) -> ShotLocation | None:
-        cand = self._candidates(i)
-        sidx = self._s[cand]
-        if len(np.unique(sidx)) < self.min_sensors:
-            self.stats.anchors_fast_rejected += 1
-            self._state[i] = _DONE
+    # .................................................................. repeats
+    def _parent_of(self, hyp: Hypothesis) -> Hypothesis | None:
+        if hyp.parent is None:
             return None
-        if seeds and not any(self._seed_silence_ok(i, cand, q) for q in seeds):
-            self.stats.seed_rejected += 1
-            self._state[i] = _DONE
-            return None
-        self.stats.grid_searches += 1
-        shot = None
-        anchor = self._pulses[i]
-        for chosen, node_xy in self._grid_select(i, cand, seeds):
-            shot = self._locate_and_check(chosen, node_xy, cand, now)
-            if shot is not None and anchor is not None and not self._anchor_belongs(shot, anchor):
-                self.stats.anchor_misfits += 1
-                shot = None
-            if shot is not None:
-                break
-        if shot is None:
-            self.stats.rejected_sets += 1
-            self._state[i] = _DONE
-            return None
-        ids = set(shot.pulse_ids) - set(shot.outliers)
-        arrivals: dict[str, float] = {}
-        levels: dict[str, float] = {}
-        for j in cand:
-            p = self._pulses[j]
-            if p is not None and p.pulse_id in ids:
-                self._state[j] = _USED
-                arrivals[p.sensor] = p.t_s
-                levels[p.sensor] = p.level_db_spl
-        if self._state[i] == _FREE:
-            self._state[i] = _DONE
-        self._recent.append(_Recent(shot.x_m, shot.y_m, shot.t0_s, arrivals, levels))
-        self.stats.shots += 1
-        return shot
+        p = self._hyps.get(hyp.parent[0])
+        return p if p is not None and p.key == hyp.parent[1] else None
 
-    def _seed_silence_ok(self, i: int, cand: np.ndarray, seed: tuple[float, float]) -> bool:
-        """The silence rule for the set the final grid level would take at the seed (earliest
-        pulse per sensor within its tolerance): checked before the grid search, as a set
-        whose silence fails here fails at the refined node too, nearly always."""
-        tol = self.tol_s + 1.5 * (self.coarse_m / 16.0) / self.c
-        sidx = self._s[cand]
-        d = np.hypot(self._sx[sidx] - seed[0], self._sy[sidx] - seed[1])
-        o = self._t[cand] - d / self.c
-        dev = o - o[cand == i][0]
-        cons = (dev >= -tol) & (dev <= tol + self.late_s)
-        heard = [int(v) for v in np.unique(sidx[cons])]
-        if len(heard) < self.min_sensors:
-            return False
-        t0 = float(np.median(o[cons]))
-        return self._passes_silent_rule(seed[0], seed[1], t0, heard)
+    def _template(self, parent: Hypothesis, si: int) -> float | None:
+        """Arrival time of the parent's member at sensor ``si``, if any."""
+        h = parent.members.get(si)
+        return None if h is None else float(self.store.t[self.store.pos(h)])
 
-    def _grid_select(
-        self, i: int, cand: np.ndarray, seeds: list[tuple[float, float]] | None = None
-    ) -> list[tuple[np.ndarray, tuple[float, float]]]:
-        """Coarse-to-fine grid around the anchor's sensor; returns candidate pulse sets
-        (buffer indices, one pulse per sensor), best supported first.
-
-        With ``seeds`` (source positions from the gate) the two finer levels run around each
-        seed, over only the candidates that can agree with a node that close to it."""
-        sa = int(self._s[i])
-        ax, ay = float(self._sx[sa]), float(self._sy[sa])
-        step = self.coarse_m
-        if seeds is not None:
-            sidx0 = self._s[cand]
-            ct0 = self._t[cand] - self._t[i]
-            margin = 2.0 * 0.75 * step * math.sqrt(2.0) / self.c
-            keep = cand == i
-            for qx, qy in seeds:
-                d_a = math.hypot(qx - ax, qy - ay)
-                dev = ct0 - (np.hypot(self._sx[sidx0] - qx, self._sy[sidx0] - qy) - d_a) / self.c
-                keep |= (dev >= -self.tol_s - margin) & (dev <= self.tol_s + self.late_s + margin)
-            cand = cand[keep]
-        order = np.argsort(self._s[cand], kind="stable")
-        cand = cand[order]
-        sidx = self._s[cand]
-        starts = np.flatnonzero(np.r_[True, sidx[1:] != sidx[:-1]])
-        cx = self._sx[sidx] - ax
-        cy = self._sy[sidx] - ay
-        ct = self._t[cand] - self._t[i]
-        a_pos = int(np.flatnonzero(cand == i)[0])
-        late_of = ct - ct.min()
-
-        def score(gx: np.ndarray, gy: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-            d = np.hypot(gx[:, None] - cx[None, :], gy[:, None] - cy[None, :])
-            o = ct[None, :] - d / self.c
-            dev = o - o[:, a_pos : a_pos + 1]
-            cons = (dev >= -tol) & (dev <= tol + self.late_s)
-            count = np.logical_or.reduceat(cons, starts, axis=1).sum(axis=1)
-            spread = np.where(cons, np.minimum(np.abs(dev), tol), 0.0).sum(axis=1)
-            # Among equally supported nodes prefer the earliest pulses: direct arrivals come
-            # first, echoes later (this decides three-sensor sets, which always fit).
-            lateness = np.where(cons, late_of, 0.0).sum(axis=1)
-            return count, spread + 0.1 * lateness
-
-        r = self.reach_m
-        finals: list[tuple[int, float, float, float]] = []
-        if seeds is None:
-            ax_nodes = np.arange(-r, r + step / 2, step)
-            gx, gy = np.meshgrid(ax_nodes, ax_nodes, indexing="ij")
-            gx, gy = gx.ravel(), gy.ravel()
-            inside = gx * gx + gy * gy <= r * r
-            levels = [(gx[inside], gy[inside], step)]
-            first = 0
-        else:
-            # A closed-form seed is better than a coarse node: the middle level runs over half
-            # the coarse cell's reach around it, then the finest.
-            off = np.arange(-0.75 * step, 0.75 * step + step / 8, step / 4)
-            ox, oy = (v.ravel() for v in np.meshgrid(off, off, indexing="ij"))
-            levels = [(qx - ax + ox, qy - ay + oy, step / 4) for qx, qy in seeds]
-            first = 1
-        for level in range(first, 3):
-            nxt = []
-            for sx, sy, st in levels:
-                tol = self.tol_s + 1.5 * st / self.c
-                count, spread = score(sx, sy, tol)
-                if level == 2:
-                    k = int(np.lexsort((spread, -count))[0])
-                    finals.append((int(count[k]), float(spread[k]), float(sx[k]), float(sy[k])))
+    def _attach_repeat(self, handle: int) -> bool:
+        """Join a repeat hypothesis where this sensor's arrival is the parent's, lagged: the
+        two rounds share every path, so the lag is the same at every sensor to the pick
+        error, however far the paths are from straight lines."""
+        st = self.store
+        row = st.pos(handle)
+        if st.owner[row] != FREE:
+            return True
+        si = int(st.s[row])
+        t = float(st.t[row])
+        best: tuple[float, Hypothesis] | None = None
+        for pslot in self._at_sensor.get(si, ()):
+            kids = self._children.get(pslot)
+            if not kids:
+                continue
+            parent = self._hyps[pslot]
+            a_t = self._template(parent, si)
+            if a_t is None:
+                continue
+            for cslot in kids:
+                child = self._hyps.get(cslot)
+                if child is None or child.final is not None or child.parent != (pslot, parent.key):
                     continue
-                top = np.lexsort((spread, -count))
-                maxc = int(count[top[0]])
-                picked: list[int] = []
-                for k in top[:200]:
-                    if count[k] < maxc - 1 or len(picked) >= 4:
-                        break
-                    if all(math.hypot(sx[k] - sx[q], sy[k] - sy[q]) > 2 * st for q in picked):
-                        picked.append(int(k))
-                fine = st / 4.0
-                off = np.arange(-1.5 * st, 1.5 * st + fine / 2, fine)
-                ox, oy = np.meshgrid(off, off, indexing="ij")
-                for k in picked:
-                    nxt.append((sx[k] + ox.ravel(), sy[k] + oy.ravel(), fine))
-            levels = nxt
-        finals.sort(key=lambda f: (-f[0], f[1]))
-        tol = self.tol_s + 1.5 * (self.coarse_m / 16.0) / self.c
-        sets: list[tuple[np.ndarray, tuple[float, float]]] = []
-        seen: set[frozenset[int]] = set()
-        for count_k, _, bx, by in finals:
-            if count_k < self.min_sensors or len(sets) >= self.max_tries:
-                break
-            d = np.hypot(bx - cx, by - cy)
-            o = ct - d / self.c
-            dev = o - o[a_pos]
-            cons = (dev >= -tol) & (dev <= tol + self.late_s)
-            chosen = []
-            for k0, k1 in zip(starts, [*starts[1:], len(cand)], strict=True):
-                ks = [k for k in range(k0, k1) if cons[k]]
-                if ks:
-                    chosen.append(min(ks, key=lambda k: ct[k]))
-            key = frozenset(chosen)
-            if len(chosen) >= self.min_sensors and key not in seen:
-                seen.add(key)
-                chosen_idx = cand[np.array(sorted(chosen), dtype=np.int64)]
-                sets.append((chosen_idx, (bx + ax, by + ay)))
-        return sets
+                r = abs(t - a_t - child.lag_s)
+                old = child.members.get(si)
+                if r > self.rep_tol_s or (old is not None and st.t[st.pos(old)] <= t):
+                    continue
+                if best is None or r < best[0]:
+                    best = (r, child)
+        if best is None:
+            return False
+        child = best[1]
+        members = dict(child.members)
+        members[si] = handle
+        self._set_members(child, members)
+        self.stats.attached += 1
+        self._refit(child)
+        return True
 
-    def _locate_and_check(
-        self, chosen: np.ndarray, node_xy: tuple[float, float], cand: np.ndarray, now: float
-    ) -> ShotLocation | None:
-        # Cheap evidence first, at the grid node: most chance alignments end here.
-        heard0 = [int(v) for v in np.unique(self._s[chosen])]
-        d0 = np.hypot(
-            self._sx[self._s[chosen]] - node_xy[0], self._sy[self._s[chosen]] - node_xy[1]
-        )
-        t00 = float(np.median(self._t[chosen] - d0 / self.c))
-        if not self._passes_silent_rule(node_xy[0], node_xy[1], t00, heard0):
-            return None
-        if not self._significant(node_xy[0], node_xy[1], t00, heard0):
-            return None
-        pulses = [p for p in (self._pulses[j] for j in chosen) if p is not None]
-        if self._recent:
-            # The echo rule, leniently, before any location: only a set that fails it even
-            # with a generous position error and two more members is dropped here.
-            probe = _Probe(
-                node_xy[0], node_xy[1], t00, tuple(p.pulse_id for p in pulses), (), _PROBE_U_M
+    def _vote_repeat(self, handle: int) -> bool:
+        """Is this pulse, with others at the same lag behind one hypothesis's arrivals, a
+        repeat of it (another round from the same place)? Returns True when it joined one."""
+        st = self.store
+        row = st.pos(handle)
+        si = int(st.s[row])
+        t = float(st.t[row])
+        for pslot in sorted(self._at_sensor.get(si, ())):
+            parent = self._hyps.get(pslot)
+            if parent is None or len(parent.members) < _REPEAT_PARENT:
+                continue
+            a_t = self._template(parent, si)
+            if a_t is None:
+                continue
+            lag = t - a_t
+            if _REPEAT_MIN_LAG_S <= lag <= self.rep_max_lag_s:
+                self._add_votes(parent, [(lag, si, handle, t)])
+                if st.owner[row] != FREE:
+                    return True
+        return False
+
+    def _backfill_votes(self, parent: Hypothesis, sensors: Iterable[int]) -> None:
+        """Pulses already in the buffer after the parent's arrivals at these sensors vote
+        too: the first rounds of rapid fire often arrive before their first round is known."""
+        st = self.store
+        new: list[tuple[float, int, int, float]] = []
+        for si in sensors:
+            a_t = self._template(parent, si)
+            if a_t is None:
+                continue
+            a, b = st.window(a_t + _REPEAT_MIN_LAG_S, a_t + self.rep_max_lag_s)
+            if b <= a:
+                continue
+            hit = np.flatnonzero(
+                (st.s[a:b] == si) & ((st.owner[a:b] == FREE) | (st.owner[a:b] == CLAIMED))
             )
-            if not self._passes_echo_rule(probe, {p.pulse_id: p for p in pulses}, extra=2):
-                self.stats.echo_prechecked += 1
-                return None
-        shot = locate(
-            pulses,
-            c_mps=self.c,
-            dims=self.dims,
-            settings=self.settings.location,
-            created_s=now if math.isfinite(now) else self._now,
-            start_xy=node_xy,
+            for j in (a + hit).tolist():
+                t = float(st.t[j])
+                new.append((t - a_t, si, int(st.handle[j]), t))
+        if new:
+            self._add_votes(parent, new)
+
+    def _add_votes(self, parent: Hypothesis, new: list[tuple[float, int, int, float]]) -> None:
+        """Record lags behind ``parent``; every lag that now holds ``repeat_support`` sensors
+        starts a repeat of it."""
+        st = self.store
+        horizon = self._now - self.rep_max_lag_s - 1.0
+        seen = {v[2] for v in parent.votes}
+        parent.votes = [v for v in parent.votes if v[3] >= horizon]
+        parent.votes.extend(v for v in new if v[2] not in seen)
+        mine = set(parent.members.values())
+        tried: list[float] = []
+        for lag, *_ in new:
+            if any(abs(lag - x) <= self.rep_tol_s for x in tried):
+                continue
+            tried.append(lag)
+            members: dict[int, tuple[float, int]] = {}
+            for v_lag, v_si, v_h, _t in parent.votes:
+                if abs(v_lag - lag) > self.rep_tol_s or v_h in mine:
+                    continue
+                if st.owner[st.pos(v_h)] not in (FREE, CLAIMED):
+                    continue
+                cur = members.get(v_si)
+                if cur is None or abs(v_lag - lag) < abs(cur[0] - lag):
+                    members[v_si] = (v_lag, v_h)
+            if len(members) >= self.rep_support:
+                lags = [m[0] for m in members.values()]
+                self._start_repeat(
+                    parent, {k: m[1] for k, m in members.items()}, float(np.median(lags))
+                )
+
+    def _start_repeat(self, parent: Hypothesis, members: dict[int, int], lag: float) -> None:
+        f = parent.fit
+        t0 = f.t0_s + lag
+        for other in self._hyps.values():
+            g = other.fit
+            if (
+                other.final is None
+                and abs(g.t0_s - t0) <= 2.0 * self.rep_tol_s
+                and math.hypot(g.x_m - f.x_m, g.y_m - f.y_m) <= _SAME_PLACE_M
+            ):
+                # that round is already open (found from another parent or by nucleation)
+                self._refine_with(other, members, g.x_m, g.y_m)
+                return
+        before = set(self._hyps)
+        self._start(members, f.x_m, f.y_m)
+        for slot in set(self._hyps) - before:
+            hyp = self._hyps[slot]
+            hyp.parent = (parent.slot, parent.key)
+            hyp.lag_s = lag
+            self._children.setdefault(parent.slot, set()).add(slot)
+            if self.trace is not None:
+                self.trace.append(f"repeat {hyp.key} of {parent.key} lag={lag:.3f}")
+
+    # .................................................................. nucleate
+    def _nucleate(self, handle: int) -> None:
+        """Start a hypothesis with this pulse as the latest arrival, if its nearest sensors'
+        earlier pulses make one (:func:`kernels.nucleation_search`). A pulse after a quiet
+        spell on its sensor (the start of a burst) is first tried with other sensors' burst
+        starts only: in rapid fire every sensor holds a pulse every few tens of milliseconds,
+        and some mix of rounds lines up with some source, but the first round is each
+        sensor's first pulse."""
+        st = self.store
+        row = st.pos(handle)
+        si = int(st.s[row])
+        t = float(st.t[row])
+        rank, dist, far = self._neighbours(si)
+        if far <= 0.0:
+            return
+        a, _ = st.window(t - max(far / self.c + self.tol_s, _RATE_SPAN_S), t)
+        if row - a < 2:
+            return
+        self.stats.nucleation_tries += 1
+        probe = _Probe(
+            handle, si, t, rank, dist, st.t[a:row], st.s[a:row], st.owner[a:row], st.gap[a:row]
         )
-        if shot is None:
-            return None
-        # Re-check membership against the located source: per sensor the earliest pulse
-        # whose residual is within tolerance (early side tight, late side allows NLOS).
-        for _ in range(2):
-            new = self._members(shot, cand)
-            if len(new) < self.min_sensors:
-                return None
-            if {p.pulse_id for p in new} == set(shot.pulse_ids):
+        if st.gap[row] >= self.onset_gap_s:
+            done, trains = self._try(probe, onset_only=True)
+            if done or trains == 0:  # with no pulse inside a burst, both searches are one
+                return
+        self._try(probe, onset_only=False)
+
+    def _try(self, probe: _Probe, *, onset_only: bool) -> tuple[bool, int]:
+        """One search; returns whether it started (or refined) a hypothesis, and how many
+        partner pulses sat inside bursts."""
+        handle, si, t, ts = probe.handle, probe.sensor, probe.t, probe.ts
+        sources, support, members, n_partners, need, trains = kernels.nucleation_search(
+            t,
+            si,
+            self._sx,
+            self._sy,
+            probe.rank,
+            probe.dist,
+            ts,
+            probe.ss,
+            probe.owner,
+            probe.gap,
+            onset_only,
+            self.onset_gap_s,
+            self.c,
+            self.tol_s,
+            self.reach_m,
+            _RATE_SPAN_S,
+            self.nuc_alpha,
+            _MAX_PARTNERS,
+        )
+        if n_partners < 2 or support[0] < self.min_sensors:
+            return False, int(trains)
+        need = max(int(need), self.nuc_support)
+        checkers = -1
+        base = self.store.pos(handle) - len(ts)  # buffer row of ts[0]
+        ax, ay = float(self._sx[si]), float(self._sy[si])
+        for q in range(len(support)):
+            sup = int(support[q])
+            if sup < self.min_sensors:
                 break
-            relocated = locate(
-                new,
-                c_mps=self.c,
-                dims=self.dims,
-                settings=self.settings.location,
-                created_s=shot.provenance.created_s if shot.provenance else 0.0,
-                start_xy=(shot.x_m, shot.y_m),
-            )
-            if relocated is None:
-                return None
-            shot = relocated
-        n_in = len(shot.pulse_ids) - len(shot.outliers)
-        if n_in < self.min_sensors or shot.residual_rms_s > self.tol_s:
-            return None
-        by_id = {pid: p for pid in shot.pulse_ids if (p := self._pulse_by_id.get(pid)) is not None}
-        if not self._passes_echo_rule(shot, by_id):
-            return None
-        heard = self._heard_idx(shot)
-        if not self._passes_silent_rule(shot.x_m, shot.y_m, shot.t0_s, heard):
-            return None
-        if not self._significant(shot.x_m, shot.y_m, shot.t0_s, heard):
-            return None
-        if shot.ambiguous:
-            shot = self._resolve_with_silent(shot, new)
-        return shot
+            x, y = float(sources[q, 0]) + ax, float(sources[q, 1]) + ay
+            rows_q = members[q][members[q] >= 0]
+            group = self.store.s[base + rows_q]
+            if sup < need:
+                if checkers < 0:  # once per search: the sources lie close together
+                    checkers = self._checkers(x, y, group)
+                if sup < checkers:
+                    continue
+            chosen = {si: handle}
+            for r in rows_q.tolist():
+                chosen[int(self.store.s[base + r])] = int(self.store.handle[base + r])
+            if len(chosen) < 4 and not self._alone(x, y, chosen):
+                continue
+            self._start(chosen, x, y)
+            return True, int(trains)
+        return False, int(trains)
 
-    def _members(self, shot: ShotLocation, cand: np.ndarray) -> list[Pulse]:
-        sidx = self._s[cand]
-        d = np.hypot(self._sx[sidx] - shot.x_m, self._sy[sidx] - shot.y_m)
-        d = np.hypot(d, self._sz[sidx] - shot.z_m)  # the solver's slant distance
-        r = self._t[cand] - shot.t0_s - d / self.c
-        ok = (r >= -self.tol_s) & (r <= self.tol_s + self.late_s)
-        best: dict[int, int] = {}
-        for j, s, good in zip(cand, sidx, ok, strict=True):
-            if good and (int(s) not in best or self._t[j] < self._t[best[int(s)]]):
-                best[int(s)] = int(j)
-        return [p for p in (self._pulses[j] for j in best.values()) if p is not None]
+    def _checkers(self, x: float, y: float, supporting: NDArray[np.int64]) -> int:
+        """How many sensors could check a source at (x, y): all within twice the farthest
+        supporting sensor's distance. A sparse network cannot offer ``nucleation_support``."""
+        r = kernels.max_distance(self._sx, self._sy, supporting, x, y)
+        return int(kernels.count_within(self._sx, self._sy, x, y, _ALONE_FACTOR * max(r, 1.0)))
 
-    def _passes_echo_rule(
-        self, shot: ShotLocation | _Probe, by_id: dict[str, Pulse], *, extra: int = 0
-    ) -> bool:
-        """Reject sets made mostly of pulses in the reverberation tail of recent shots (at the
-        same sensors), unless the new shot is near one of them (another round from the same
-        place) or is about as well supported as the shot whose tail it sits in."""
-        if not self._recent:
-            return True
-        out = set(shot.outliers)
-        used = [by_id[pid] for pid in shot.pulse_ids if pid not in out and pid in by_id]
-        # A split of a shot just located (same place, same origin time) is not a new shot.
-        for rec in self._recent if not extra else ():
-            if abs(shot.t0_s - rec.t0_s) <= self.same_shot_s and math.hypot(
-                shot.x_m - rec.x_m, shot.y_m - rec.y_m
-            ) <= max(3.0 * shot.uncertainty_m, 25.0):
-                self.stats.split_duplicates += 1
-                return False
-        in_tail = 0
-        level_steps: list[float] = []
-        for p in used:
-            for rec in self._recent:
-                # The tail starts at the direct arrival this shot predicts at the sensor,
-                # whether or not that sensor's direct pulse was used.
-                ta = rec.arrivals.get(p.sensor)
-                if ta is None:
-                    ta = rec.t0_s + math.hypot(p.x_m - rec.x_m, p.y_m - rec.y_m) / self.c
-                if -self.tol_s < p.t_s - ta <= self.echo_tail_s:
-                    in_tail += 1
-                    step = p.level_db_spl - rec.levels_db.get(p.sensor, math.nan)
-                    # An unknown level cannot vouch for "another round": count as a mismatch.
-                    level_steps.append(abs(step) if math.isfinite(step) else math.inf)
+    def _alone(self, x: float, y: float, sensors: Iterable[int]) -> bool:
+        """A three-sensor set fits exactly whatever its pulses are: it stands only where no
+        other sensor could check it (none within twice the farthest member's distance)."""
+        idx = np.fromiter(sensors, dtype=np.int64)
+        d = np.hypot(self._sx - x, self._sy - y)
+        r = float(d[idx].max())
+        others = np.ones(len(d), dtype=bool)
+        others[idx] = False
+        return not bool(np.any(d[others] <= _ALONE_FACTOR * r))
+
+    def _start(self, members: dict[int, int], x: float, y: float) -> None:
+        """A new hypothesis, or a better version of an open one it mostly repeats."""
+        counts: dict[int, int] = {}
+        for h in members.values():
+            for slot in self._claims.get(h, ()):
+                counts[slot] = counts.get(slot, 0) + 1
+        if counts:
+            slot, overlap = max(counts.items(), key=lambda kv: (kv[1], -kv[0]))
+            hyp = self._hyps[slot]
+            if hyp.final is None and overlap >= max(3, (len(members) + 1) // 2):
+                self._refine_with(hyp, members, x, y)
+                return
+        fit = self._fit_members(members, x, y)
+        slot = self._free_slots.pop() if self._free_slots else len(self._hyps)
+        while slot in self._hyps:
+            slot += 1
+        if slot >= len(self._hx):
+            self._grow_slots(slot + 1)
+        names = sorted(self.store.pulse(h).pulse_id for h in members.values())
+        hyp = Hypothesis(slot, stable_id("hyp", tuple(names)), {}, fit)
+        self._hyps[slot] = hyp
+        self._set_members(hyp, members)
+        self.stats.hypotheses += 1
+        self._publish(hyp)
+        if self.trace is not None:
+            self.trace.append(f"nucleate {hyp.key} {self._describe(hyp)}")
+        self._backfill(hyp)
+
+    def _refine_with(self, hyp: Hypothesis, members: dict[int, int], x: float, y: float) -> None:
+        """A new set mostly made of an open hypothesis's pulses: keep whichever version holds
+        more sensors inside the member window."""
+        merged = dict(members)
+        for s, h in hyp.members.items():
+            merged.setdefault(s, h)
+        fit = self._fit_members(merged, x, y)
+        r = fit.residuals_s
+        inside = (r >= -self.early_s) & (r <= self.late_s)
+        keep = {s: h for (s, h), ok in zip(merged.items(), inside, strict=True) if ok}
+        fit_old = hyp.fit.residuals_s
+        n_old = int(np.count_nonzero((fit_old >= -self.early_s) & (fit_old <= self.late_s)))
+        if len(keep) <= n_old:
+            return
+        self._set_members(hyp, keep)
+        hyp.fit = self._fit_members(keep, fit.x_m, fit.y_m)
+        hyp.revision += 1
+        self.stats.refined += 1
+        self._publish(hyp)
+        if self.trace is not None:
+            self.trace.append(f"refine {hyp.key} {self._describe(hyp)}")
+
+    def _grow_slots(self, need: int) -> None:
+        cap = len(self._hx)
+        while cap < need:
+            cap *= 2
+        for name in ("_hx", "_hy", "_hz", "_hslack"):
+            old = getattr(self, name)
+            new = np.zeros(cap)
+            new[: len(old)] = old
+            setattr(self, name, new)
+        t0 = np.full(cap, -np.inf)
+        t0[: len(self._ht0)] = self._ht0
+        self._ht0 = t0
+        live = np.zeros(cap, dtype=bool)
+        live[: len(self._hlive)] = self._hlive
+        self._hlive = live
+
+    def _backfill(self, hyp: Hypothesis) -> None:
+        """Free pulses that arrived before the hypothesis existed but fit it (sensors beyond
+        the anchor's neighbours, or ones the triple search did not pair) join it now."""
+        st = self.store
+        f = hyp.fit
+        a, b = st.window(f.t0_s - self.early_s, min(self._now, f.t0_s + self._wait_s()))
+        if b <= a:
+            return
+        free = np.flatnonzero(st.owner[a:b] == FREE)
+        if len(free) == 0:
+            return
+        rows = a + free
+        ss = st.s[rows]
+        d = np.sqrt(
+            (self._sx[ss] - f.x_m) ** 2 + (self._sy[ss] - f.y_m) ** 2 + (self._sz[ss] - f.z_m) ** 2
+        )
+        r = st.t[rows] - f.t0_s - d / self.c
+        ok = (r >= -self.early_s) & (r <= self.late_s) & (d <= self.reach_m)
+        members = dict(hyp.members)
+        for j in np.flatnonzero(ok):  # time order: the earliest per sensor wins
+            members.setdefault(int(ss[j]), int(st.handle[rows[j]]))
+        if len(members) > len(hyp.members):
+            self._set_members(hyp, members)
+            self._refit(hyp)
+
+    # .................................................................. fitting
+    def _member_arrays(
+        self, members: dict[int, int]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        idx = np.fromiter(members.keys(), dtype=np.int64)
+        rows = self.store.rows(np.fromiter(members.values(), dtype=np.int64))
+        pos = np.column_stack((self._sx[idx], self._sy[idx], self._sz[idx]))
+        return pos, self.store.t[rows]
+
+    def _fit_members(
+        self,
+        members: dict[int, int],
+        x: float,
+        y: float,
+        *,
+        t0: float | None = None,
+        iterations: int = 6,
+    ) -> QuickFit:
+        pos, t = self._member_arrays(members)
+        zs = pos[:, 2]
+        return refine(
+            pos,
+            t,
+            self.c,
+            x,
+            y,
+            z_m=float(np.partition(zs, len(zs) // 2)[len(zs) // 2]),
+            sigma_s=self.pick_sigma_s,
+            late_s=self.tol_s,
+            early_s=self.tol_s,
+            iterations=iterations,
+            t0_start=t0,
+        )
+
+    def _refit(self, hyp: Hypothesis) -> None:
+        # One more member moves a fitted source a little: a few steps from where it was. A
+        # large set hardly moves for one more: it is refitted each time it grew by a quarter.
+        f = hyp.fit
+        n = len(hyp.members)
+        if n < _ALWAYS_REFIT or n >= _REGROWTH * hyp.fitted_n:
+            hyp.fit = self._fit_members(hyp.members, f.x_m, f.y_m, t0=f.t0_s, iterations=3)
+            hyp.fitted_n = n
+        hyp.revision += 1
+        self._publish(hyp)
+
+    def _publish(self, hyp: Hypothesis) -> None:
+        """Write the hypothesis's fit into the columns the attach test reads."""
+        f = hyp.fit
+        s = hyp.slot
+        self._hx[s], self._hy[s], self._hz[s], self._ht0[s] = f.x_m, f.y_m, f.z_m, f.t0_s
+        # the fit's own scatter, not just the pick sigma, says how far off its position may be
+        r = f.residuals_s
+        scale = 1.0
+        if len(r) > 3:
+            dev = np.abs(r - np.partition(r, len(r) // 2)[len(r) // 2])
+            mad = 1.4826 * float(np.partition(dev, len(dev) // 2)[len(dev) // 2])
+            scale = max(1.0, mad / self.pick_sigma_s)
+        self._hslack[s] = min(_SLACK_SIGMAS * scale * f.sigma_xy_m / self.c, _SLACK_CAP_S)
+        self._hlive[s] = True
+        hyp.close_s = f.t0_s + self._wait_s()
+        self._next_due = min(self._next_due, hyp.close_s)
+        self._changed.add(s)
+
+    def _wait_s(self) -> float:
+        """How long after a shot's origin time its last arrival may still come: the farthest
+        sensor that could hear it (reach) plus the late window."""
+        return min(self.reach_m / self.c + self.late_s, self.window_s)
+
+    def _support(self, hyp: Hypothesis) -> tuple[int, int, float]:
+        """Ordering key of competing hypotheses: more members first; then more members that
+        are the first pulse of their sensor for a while (echoes follow a louder sound at the
+        same sensor); then the tighter fit."""
+        st = self.store
+        firsts = sum(
+            1
+            for h in hyp.members.values()
+            if st.gap[st.pos(h)] >= self.settings.association.echo_tail_s
+        )
+        r = hyp.fit.residuals_s
+        return (len(hyp.members), firsts, -float(np.sqrt(np.mean(r * r))) if len(r) else 0.0)
+
+    # .................................................................. finalize
+    def _finalize_due(self, now: float) -> None:
+        if now < self._next_due:
+            return
+        while True:
+            due = [h for h in self._hyps.values() if h.final is None and h.close_s <= now]
+            if not due:
+                break
+            # the strongest due hypothesis first; one that shares pulses with a stronger
+            # open one waits for it
+            due.sort(key=self._support, reverse=True)
+            hyp = due[0]
+            rival = self._stronger_rival(hyp)
+            if rival is not None and rival.close_s > now:
+                hyp.close_s = rival.close_s
+                self._next_due = min(self._next_due, hyp.close_s)
+                continue
+            self._finalize(hyp, now)
+        for hyp in [h for h in self._hyps.values() if h.final is not None]:
+            if hyp.hold_until_s <= now:
+                self._drop(hyp)
+        self._next_due = min(
+            (h.close_s if h.final is None else h.hold_until_s for h in self._hyps.values()),
+            default=math.inf,
+        )
+
+    def _stronger_rival(self, hyp: Hypothesis) -> Hypothesis | None:
+        mine = self._support(hyp)
+        best: Hypothesis | None = None
+        for h in hyp.members.values():
+            for slot in self._claims.get(h, ()):
+                other = self._hyps[slot]
+                if other is hyp or other.final is not None:
+                    continue
+                if self._support(other) > mine and (
+                    best is None or self._support(other) > self._support(best)
+                ):
+                    best = other
+        return best
+
+    def _finalize(self, hyp: Hypothesis, now: float) -> None:
+        """Final members, evidence, location. The evidence is first weighed on the quick fit
+        (most hypotheses that fail, fail there, at a fraction of the full solver's cost),
+        then once more on the full solution."""
+        st = self.store
+        created = now if math.isfinite(now) else self._now
+        verdict = ""
+        shot: ShotLocation | None = None
+        for _ in range(3):
+            members = self._final_members(hyp)
+            if len(members) < self.min_sensors:
+                verdict = "too_few_sensors"
+                break
+            same = set(members.values()) == set(hyp.members.values())
+            self._set_members(hyp, members)
+            f = hyp.fit
+            hyp.fit = self._fit_members(members, f.x_m, f.y_m, t0=f.t0_s)
+            hyp.fitted_n = len(members)
+            if same:
+                break
+        if not verdict:
+            verdict = self._judge(hyp, self._provisional_shot(hyp))
+        if not verdict:
+            for _ in range(3):
+                shot = locate(
+                    [st.pulse(h) for h in hyp.members.values()],
+                    c_mps=self.c,
+                    dims=self.dims,
+                    settings=self.settings.location,
+                    created_s=created,
+                    start_xy=(hyp.fit.x_m, hyp.fit.y_m),
+                )
+                if shot is None:
+                    verdict = "unlocatable"
                     break
-        if in_tail < max(0.5 * len(used), self.min_sensors - 1):
-            return True
-        # Another round from the same gun arrives as loud as the first at every sensor
-        # (Pittsburgh: within ~1 dB); reflections lose several dB and vary per sensor, so
-        # nearly all (80 %) of the shared sensors must match.
-        matched = sum(1 for v in level_steps if v <= self.round_level_db)
-        if matched >= self.min_sensors - 1 and matched >= 0.8 * len(level_steps):
-            return True
-        near_any = any(
-            math.hypot(shot.x_m - rec.x_m, shot.y_m - rec.y_m)
-            <= max(3.0 * shot.uncertainty_m, 15.0)
-            for rec in self._recent
-        )
-        if near_any:
-            return True
-        biggest = max(len(rec.arrivals) for rec in self._recent)
-        return len(used) + extra >= max(2 * self.min_sensors, math.ceil(0.6 * biggest))
+                self._adopt(hyp, dict(hyp.members), shot)
+                members = self._final_members(hyp)
+                if len(members) < self.min_sensors:
+                    verdict = "too_few_sensors"
+                    break
+                if set(members.values()) == set(hyp.members.values()):
+                    break
+                self._set_members(hyp, members)
+            if shot is not None and not verdict:
+                verdict = self._judge(hyp, shot)
+        if self.trace is not None:
+            self.trace.append(f"finalize {hyp.key} {verdict or 'ACCEPT'} {self._describe(hyp)}")
+        if verdict or shot is None:
+            self.stats.reject(verdict or "unlocatable")
+            self._retract(hyp)
+            return
+        shot = self._stamp(shot)
+        hyp.final = shot
+        hyp.hold_until_s = shot.t0_s + self._wait_s() + self.window_s
+        for h in hyp.members.values():
+            for slot in list(self._claims.get(h, ())):
+                other = self._hyps[slot]
+                if other is not hyp:
+                    self._set_members(other, {s: x for s, x in other.members.items() if x != h})
+            self._claims.pop(h, None)
+            st.owner[st.pos(h)] = USED
+        self.stats.shots += 1
+        self._finals.append(shot)
+        self._provisional[hyp.key] = ProvisionalShot(hyp.key, hyp.revision + 1, shot, final=True)
+        self._changed.discard(hyp.slot)
 
-    def _anchor_belongs(self, shot: ShotLocation, anchor: Pulse) -> bool:
-        """The anchor must agree with the source the *other* members define.
-
-        An early echo used as anchor can bend a set of another shot's direct arrivals towards
-        itself (the tolerance leaves a few metres of play); located without it, the others
-        then predict an arrival the anchor misses. Such a set is left for its own anchor.
-        """
-        if anchor.pulse_id not in shot.pulse_ids or anchor.pulse_id in shot.outliers:
-            return False
-        out = set(shot.outliers)
-        others = [
-            p
-            for p in (self._pulse_by_id.get(pid) for pid in shot.pulse_ids)
-            if p is not None and p.pulse_id not in out and p.pulse_id != anchor.pulse_id
+    def _final_members(self, hyp: Hypothesis) -> dict[int, int]:
+        """Per sensor the earliest pulse not yet in a final shot inside the member window of
+        the current fit; for a repeat, where the parent was heard, the pulse at its lag. In
+        rapid fire the window never reaches half-way to the neighbouring rounds."""
+        st = self.store
+        f = hyp.fit
+        early, late = self.early_s, self.late_s
+        lags = [
+            c.lag_s
+            for slot in self._children.get(hyp.slot, ())
+            if (c := self._hyps.get(slot)) is not None and c.parent == (hyp.slot, hyp.key)
         ]
-        if len(others) < self.dims + 2:
-            return True
-        loo = locate(
-            others,
-            c_mps=self.c,
-            dims=self.dims,
-            settings=self.settings.location,
-            start_xy=(shot.x_m, shot.y_m),
+        if hyp.parent is not None:
+            lags.append(hyp.lag_s)
+        if lags:
+            half = 0.5 * min(lags)
+            early, late = min(early, half), min(late, half)
+        a, b = st.window(f.t0_s - early, f.t0_s + self._wait_s())
+        if b <= a:
+            return {}
+        own = st.owner[a:b]
+        rows = a + np.flatnonzero((own == FREE) | (own == CLAIMED))
+        ss = st.s[rows]
+        d = np.sqrt(
+            (self._sx[ss] - f.x_m) ** 2 + (self._sy[ss] - f.y_m) ** 2 + (self._sz[ss] - f.z_m) ** 2
         )
-        if loo is None:
-            return False
-        d = math.hypot(anchor.x_m - loo.x_m, anchor.y_m - loo.y_m)
-        r = anchor.t_s - loo.t0_s - d / self.c
-        return -self.tol_s <= r <= self.tol_s + self.late_s
+        r = st.t[rows] - f.t0_s - d / self.c
+        ok = (r >= -early) & (r <= late) & (d <= self.reach_m)
+        out: dict[int, int] = {}
+        for j in np.flatnonzero(ok):
+            out.setdefault(int(ss[j]), int(st.handle[rows[j]]))
+        parent = self._parent_of(hyp)
+        if parent is not None:
+            # where the parent was heard, the arrival at its lag, not the geometric window
+            tt = st.t[rows]
+            for si, ph in parent.members.items():
+                want = float(st.t[st.pos(ph)]) + hyp.lag_s
+                k = np.flatnonzero((ss == si) & (np.abs(tt - want) <= self.rep_tol_s))
+                if len(k):
+                    best = int(k[np.argmin(np.abs(tt[k] - want))])
+                    out[si] = int(st.handle[rows[best]])
+        return out
 
-    def _heard_idx(self, shot: ShotLocation) -> list[int]:
+    def _adopt(self, hyp: Hypothesis, members: dict[int, int], shot: ShotLocation) -> None:
+        self._set_members(hyp, members)
+        pos, t = self._member_arrays(members)
+        src = np.array([shot.x_m, shot.y_m, shot.z_m])
+        resid = t - shot.t0_s - np.sqrt(np.sum((pos - src) ** 2, axis=1)) / self.c
+        cov = (
+            np.array(shot.covariance, dtype=float)[:2, :2]
+            if shot.covariance is not None
+            else np.eye(2)
+        )
+        hyp.fit = QuickFit(shot.x_m, shot.y_m, shot.z_m, shot.t0_s, resid, cov, True)
+
+    def _judge(self, hyp: Hypothesis, shot: ShotLocation) -> str:
+        """Empty when the shot stands; otherwise the name of the test it failed."""
+        a_set = self.settings.association
         out = set(shot.outliers)
-        return [
+        heard = [
             self._sidx[s]
             for s, pid in zip(shot.sensors, shot.pulse_ids, strict=True)
-            if pid not in out and s in self._sidx
+            if pid not in out
         ]
-
-    def _responsive(self, t0_s: float, d_all: np.ndarray, near: np.ndarray) -> np.ndarray:
-        """Which of the ``near`` sensors reported any pulse (used or not) from slightly before
-        to ``silence_window_s`` after the arrival a source at ``t0_s`` predicts for them."""
-        arrival = t0_s + d_all / self.c
-        lo_t = float(arrival[near].min()) - 2 * self.tol_s
-        hi_t = float(arrival[near].max()) + self.silence_window_s
-        h, n = self._head, self._lim
-        lo = h + int(np.searchsorted(self._t[h:n], lo_t))
-        hi = h + int(np.searchsorted(self._t[h:n], hi_t, "right"))
-        ts = self._t[lo:hi]
-        ss = self._s[lo:hi]
-        dt = ts - arrival[ss]
-        hit = (dt >= -2 * self.tol_s) & (dt <= self.silence_window_s)
-        responsive = np.zeros(len(self._sx), dtype=bool)
-        responsive[ss[hit]] = True
-        return responsive
-
-    def _passes_silent_rule(self, x_m: float, y_m: float, t0_s: float, heard: list[int]) -> bool:
-        """Sensors in service that are closer to the source than the reporting ones should
-        mostly have reported *something* near the predicted arrival (a late non-line-of-sight
-        pulse counts: the sensor was not deaf to it); a chance alignment of unrelated pulses
-        usually sits among sensors that stayed silent."""
-        if not heard:
-            return False
-        d_all = np.hypot(self._sx - x_m, self._sy - y_m)
-        d_heard = d_all[heard]
-        r_max = float(np.max(d_heard))
-        near = np.flatnonzero(d_all <= r_max + 1e-6)
-        responsive = self._responsive(t0_s, d_all, near)
-        responsive[heard] = True
-        # Little redundancy (3 or 4 sensors in 2-D) fits almost any chance alignment, so the
-        # evidence of silence is demanded more strictly.
-        shortfall = max(0, 5 - len(heard))
-        base = self.min_heard_fraction
-        need_max = 0.75 * base + (1 - 0.75 * base) * min(1, shortfall / 2)
-        if int(responsive[near].sum()) < need_max * len(near) - 1e-9:
-            return False
-        # ... and among the sensors nearest the source, which hear a real shot best.
-        r_med = float(np.median(d_heard))
-        near_med = np.flatnonzero(d_all <= r_med + 1e-6)
-        return int(responsive[near_med].sum()) >= base * len(near_med) - 1e-9
-
-    def _significant(self, x_m: float, y_m: float, t0_s: float, heard: list[int]) -> bool:
-        """Is the number of agreeing sensors more than chance would give?
-
-        Each sensor ``j`` within the reporting radius has a local pulse rate ``lambda_j``
-        (its pulses within +-1 s of the predicted arrival, the shot's own excluded) and so a
-        chance ``p_j = 1 - exp(-lambda_j * w)`` of holding *some* pulse inside the acceptance
-        window ``w``. The shot must beat the chance count by ``significance_z`` standard
-        deviations: busy echo-filled periods demand more sensors, a quiet network few.
-        """
-        if not heard:
-            return False
-        d_all = np.hypot(self._sx - x_m, self._sy - y_m)
-        radius = float(np.max(d_all[heard]))
-        near = np.flatnonzero(d_all <= radius + 1e-6)
-        arrival = t0_s + d_all / self.c
-        lo_t = float(arrival[near].min()) - 1.0
-        hi_t = float(arrival[near].max()) + 1.0
-        h, n = self._head, self._lim
-        lo = h + int(np.searchsorted(self._t[h:n], lo_t))
-        hi = h + int(np.searchsorted(self._t[h:n], hi_t, "right"))
-        ts = self._t[lo:hi]
-        ss = self._s[lo:hi]
-        close = np.abs(ts - arrival[ss]) <= 1.0
-        counts = np.bincount(ss[close], minlength=len(self._sx)).astype(float)
-        counts[heard] = np.maximum(counts[heard] - 1.0, 0.0)
-        rate = counts[near] / 2.0
-        window = 2 * self.tol_s + self.late_s
-        p = 1.0 - np.exp(-rate * window)
-        mean = float(p.sum())
-        sd = math.sqrt(float(np.sum(p * (1 - p))))
-        return len(heard) >= mean + self.significance_z * sd
-
-    def _resolve_with_silent(self, shot: ShotLocation, members: Sequence[Pulse]) -> ShotLocation:
-        heard = set(shot.sensors)
-        silent = [s for s in self._sensor_objs if s.serial not in heard]
-        if not silent:
-            return shot
-        relocated = locate(
-            members,
-            c_mps=self.c,
-            dims=self.dims,
-            settings=self.settings.location,
-            created_s=shot.provenance.created_s if shot.provenance else 0.0,
-            silent_sensors=silent,
+        if len(heard) < self.min_sensors:
+            return "too_few_inliers"
+        if len(heard) < 4 and not self._alone(shot.x_m, shot.y_m, heard):
+            return "unverifiable"
+        st = self.store
+        a, b = st.window(shot.t0_s - 1.0, shot.t0_s + self._wait_s() + 1.0)
+        own = st.owner[a:b]
+        env = evidence.Neighbourhood(
+            self._sx,
+            self._sy,
+            self._sz,
+            st.t[a:b],
+            st.s[a:b],
+            self.c,
+            in_shot=(own == USED) | (own == CLAIMED),
         )
-        return relocated or shot
+        source = (shot.x_m, shot.y_m, shot.z_m, shot.t0_s)
+        if not evidence.enough_heard(
+            env,
+            source,
+            heard,
+            early_s=self.early_s,
+            silence_s=a_set.silence_window_s,
+            min_fraction=a_set.min_heard_fraction,
+            masked_s=a_set.masking_s,
+        ):
+            return "silent_neighbours"
+        chance_heard, chance_window = heard, self._chance_window_s(shot, out)
+        parent = self._parent_of(hyp)
+        if parent is not None and len(parent.members) >= _REPEAT_PARENT:
+            # a repeat is tested on its lag behind the parent, where the paths' own errors
+            # cancel: only the sensors that hold the lag, in the repeat tolerance
+            on_template = self._on_template(hyp, parent)
+            if len(on_template) >= self.rep_support:
+                chance_heard = on_template
+                chance_window = 2.0 * self.rep_tol_s
+        if not evidence.beats_chance(
+            env,
+            source,
+            chance_heard,
+            window_s=chance_window,
+            z_sigma=a_set.significance_z,
+        ):
+            return "chance"
+        mine = self._arrivals(hyp)
+        finals = [o for o in self._hyps.values() if o is not hyp and o.final is not None]
+        # another round from where a shot was already located is not anyone's echo
+        known_place = any(self._same_place(o.final, shot) for o in finals if o.final)
+        for other in finals:
+            f = other.final
+            assert f is not None
+            if abs(f.t0_s - shot.t0_s) <= a_set.same_emission_s and self._later_everywhere(
+                mine, self._arrivals(other)
+            ):
+                # heard at the same sensors, each time later: a reflection of that emission
+                return "same_emission"
+            n_other = len(other.members)
+            if (
+                not known_place
+                and f.t0_s < shot.t0_s <= f.t0_s + a_set.echo_tail_s
+                and len(heard) < a_set.echo_support_ratio * n_other
+                and evidence.echo_of(mine, self._arrivals(other), tail_s=a_set.echo_tail_s)
+            ):
+                return "echo"
+            if (
+                math.hypot(f.x_m - shot.x_m, f.y_m - shot.y_m) <= _SPLIT_M
+                and abs(f.t0_s - shot.t0_s) <= _SPLIT_S
+                and len(set(mine) & set(other.members)) <= 0.3 * len(mine)
+            ):
+                # mostly other sensors than a final shot next to it, almost at once: the rest
+                # of that emission's arrivals, split off by a poor early fit
+                return "split"
+        return ""
+
+    def _same_place(self, a: ShotLocation, b: ShotLocation) -> bool:
+        apart = math.hypot(a.x_m - b.x_m, a.y_m - b.y_m)
+        return apart <= max(_SAME_PLACE_M, 3.0 * max(a.uncertainty_m, b.uncertainty_m))
+
+    @staticmethod
+    def _later_everywhere(
+        mine: dict[int, tuple[float, float]], other: dict[int, tuple[float, float]]
+    ) -> bool:
+        shared = [mine[s][0] - other[s][0] for s in mine.keys() & other.keys()]
+        return len(shared) >= max(2, len(mine) / 2) and all(d > 0 for d in shared)
+
+    def _on_template(self, hyp: Hypothesis, parent: Hypothesis) -> list[int]:
+        st = self.store
+        out = []
+        for si, h in hyp.members.items():
+            a_t = self._template(parent, si)
+            if a_t is not None and abs(float(st.t[st.pos(h)]) - a_t - hyp.lag_s) <= self.rep_tol_s:
+                out.append(si)
+        return out
+
+    def _chance_window_s(self, shot: ShotLocation, outliers: set[str]) -> float:
+        """The arrival-time band a chance pulse would have to hit to pass for a member: as
+        wide as the shot's own inliers scatter (six robust sigmas), within the member window.
+        A tight real shot is not blamed on the full window's chance."""
+        r = np.array([v for k, v in shot.residuals_s.items() if k not in outliers])
+        if len(r) < 4:
+            return self.early_s + self.late_s
+        mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+        return min(max(6.0 * mad, 2.0 * self.pick_sigma_s), self.early_s + self.late_s)
+
+    def _arrivals(self, hyp: Hypothesis) -> dict[int, tuple[float, float]]:
+        st = self.store
+        out = {}
+        for s, h in hyp.members.items():
+            row = st.pos(h)
+            out[s] = (float(st.t[row]), float(st.level[row]))
+        return out
+
+    def _stamp(self, shot: ShotLocation) -> ShotLocation:
+        prov = shot.provenance
+        created = prov.created_s if prov is not None else self._now
+        return replace(
+            shot,
+            provenance=Provenance.automatic(
+                f"{ALGORITHM}+{prov.algorithm if prov else 'locate'}", VERSION, created
+            ),
+        )
+
+    def _retract(self, hyp: Hypothesis) -> None:
+        self._provisional[hyp.key] = ProvisionalShot(
+            hyp.key, hyp.revision + 1, self._provisional_shot(hyp), retracted=True
+        )
+        self._set_members(hyp, {})
+        self._changed.discard(hyp.slot)
+        self._drop(hyp)
+
+    def _drop(self, hyp: Hypothesis) -> None:
+        if hyp.final is None:
+            self._set_members(hyp, {})
+        for si in hyp.members:
+            self._at_sensor.get(si, set()).discard(hyp.slot)
+        self._hlive[hyp.slot] = False
+        self._ht0[hyp.slot] = -np.inf
+        self._children.pop(hyp.slot, None)
+        if hyp.parent is not None:
+            self._children.get(hyp.parent[0], set()).discard(hyp.slot)
+        del self._hyps[hyp.slot]
+        self._free_slots.append(hyp.slot)
+
+    # .................................................................. output
+    def _describe(self, hyp: Hypothesis) -> str:
+        f = hyp.fit
+        return (
+            f"x={f.x_m:.1f} y={f.y_m:.1f} t0={f.t0_s:.3f} n={len(hyp.members)} "
+            f"res_ms={np.round(np.sort(f.residuals_s) * 1000, 1).tolist()}"
+        )
+
+    def _provisional_shot(self, hyp: Hypothesis) -> ShotLocation:
+        st = self.store
+        f = hyp.fit
+        pulses = [st.pulse(h) for h in hyp.members.values()]
+        resid = {p.pulse_id: float(r) for p, r in zip(pulses, f.residuals_s, strict=False)}
+        rms = float(np.sqrt(np.mean(f.residuals_s**2))) if len(f.residuals_s) else 0.0
+        outliers = tuple(k for k, r in resid.items() if not -self.early_s <= r <= self.late_s)
+        return ShotLocation(
+            shot_id=hyp.key,
+            t0_s=f.t0_s,
+            x_m=f.x_m,
+            y_m=f.y_m,
+            z_m=f.z_m,
+            pulse_ids=tuple(p.pulse_id for p in pulses),
+            sensors=tuple(p.sensor for p in pulses),
+            residuals_s=resid,
+            residual_rms_s=rms,
+            uncertainty_m=2.15 * f.sigma_xy_m,
+            ellipse=None,
+            covariance=None,
+            dims=2,
+            quality=0.0,
+            outliers=outliers,
+            speed_of_sound_mps=self.c,
+            provenance=Provenance.automatic(ALGORITHM + "+provisional", VERSION, self._now),
+        )
+
+    # .................................................................. expiry
+    def _expire(self, now: float) -> None:
+        if math.isfinite(now) and now - self._last_expire < _EXPIRE_EVERY_S:
+            return
+        self._last_expire = now
+        st = self.store
+        horizon = now - self.window_s - self._wait_s() if math.isfinite(now) else math.inf
+        if self._hyps:
+            oldest = min(h.fit.t0_s for h in self._hyps.values())
+            horizon = min(horizon, oldest - self.early_s)
+        a = st.head
+        b = st.window(-math.inf, horizon)[1] if math.isfinite(horizon) else st.n
+        if b <= a:
+            return
+        own = st.owner[a:b]
+        lost = np.flatnonzero((own == FREE) | (own == SPENT) | (own == CLAIMED))
+        self.stats.unassociated += len(lost)
+        self.unassociated_ids.extend(
+            p.pulse_id for j in lost[-1000:] if (p := st.pulses[a + int(j)]) is not None
+        )
+        if len(self.unassociated_ids) > 10000:
+            del self.unassociated_ids[:-10000]
+        for handle in st.handle[a:b][own == CLAIMED].tolist():
+            self._claims.pop(int(handle), None)
+        for si, t in zip(st.s[a:b].tolist(), np.round(st.t[a:b], 6).tolist(), strict=True):
+            self._seen.pop((int(si), float(t)), None)
+        st.drop_before(b)
 
 
 def associate_all(

@@ -58,25 +58,72 @@ class PickerSettings(Section):
 
 
 class AssociationSettings(Section):
-    """Grouping pulses from many sensors into shots."""
+    """Grouping pulses from many sensors into shots (ADR 0015)."""
 
     min_sensors: int = Field(3, ge=3, le=64, description="Sensors needed to form a shot.")
     max_station_distance_m: float = Field(
         2500.0, gt=0, description="Largest sensor-to-source distance considered."
     )
     pick_tolerance_s: float = Field(
-        0.012, gt=0, description="Arrival-time misfit still counted as consistent."
+        0.008,
+        gt=0,
+        description="Origin-time agreement that counts a sensor as supporting a new shot "
+        "(pick error plus what the propagation model leaves out between near sensors).",
     )
-    window_s: float = Field(
-        12.0, gt=0, description="How long a pulse waits for partners before it is given up."
+    early_tolerance_s: float = Field(
+        0.015,
+        ge=0,
+        description="How much earlier than a shot's predicted arrival a member pulse may be.",
     )
     late_tolerance_s: float = Field(
-        0.008,
+        0.03,
         ge=0,
-        description="Extra lateness accepted for a member pulse (non-line-of-sight paths).",
+        description="How much later than a shot's predicted arrival a member pulse may be "
+        "(non-line-of-sight paths only ever arrive late).",
     )
-    coarse_cell_m: float = Field(
-        64.0, gt=0, description="Cell of the coarsest association grid (refined twice, x4 each)."
+    nucleation_neighbours: int = Field(
+        16,
+        ge=2,
+        le=256,
+        description="Nearest sensors whose free pulses a new pulse is paired with to start a "
+        "shot (the first sensors to hear a shot are near each other).",
+    )
+    nucleation_support: int = Field(
+        4,
+        ge=3,
+        le=64,
+        description="Fewest agreeing sensors a new shot needs to start, where at least that "
+        "many lie near it (fewer in a sparse network: all that could check it); more when "
+        "the neighbours' pulse rates make chance agreement likely (nucleation_false_alarm).",
+    )
+    nucleation_false_alarm: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="Chance, per new pulse, that the best source its search tries reaches "
+        "the required agreeing sensors by chance at the neighbours' pulse rates.",
+    )
+    onset_gap_s: float = Field(
+        0.25,
+        ge=0,
+        description="A pulse this long after its sensor's previous one starts a burst; burst "
+        "starts are first paired with other sensors' burst starts (rapid fire).",
+    )
+    repeat_tolerance_s: float = Field(
+        0.004,
+        gt=0,
+        description="Another round from the same place arrives at every sensor with the same "
+        "lag behind the first (the paths are the same): the lag may scatter this much.",
+    )
+    repeat_support: int = Field(
+        4,
+        ge=3,
+        le=64,
+        description="Sensors whose arrivals must share one lag behind a shot's to start a "
+        "repeat of it (another round from the same place).",
+    )
+    window_s: float = Field(
+        12.0, gt=0, description="Longest a pulse waits in the buffer for partners."
     )
     min_heard_fraction: float = Field(
         0.6,
@@ -85,17 +132,18 @@ class AssociationSettings(Section):
         description="Share of in-service sensors closer than the median reporting sensor that "
         "must have heard a shot (3/4 of it within the farthest; more for 3-4 sensor sets).",
     )
-    round_level_match_db: float = Field(
-        1.5,
-        ge=0,
-        description="Level difference (dB, 80th percentile over shared sensors) under which "
-        "a set in a shot's echo tail counts as another round rather than reflections.",
-    )
     silence_window_s: float = Field(
         0.1,
         gt=0,
         description="A sensor with any pulse this long after its predicted arrival was not "
         "silent (non-line-of-sight paths arrive late).",
+    )
+    masking_s: float = Field(
+        1.0,
+        ge=0,
+        description="A sensor that reported a pulse this long before a shot's predicted "
+        "arrival may have been deaf to it (reverberation, dead time): its silence is not "
+        "held against the shot.",
     )
     significance_z: float = Field(
         4.0,
@@ -103,32 +151,29 @@ class AssociationSettings(Section):
         description="Standard deviations by which a shot's agreeing sensors must exceed the "
         "count expected by chance from each sensor's local pulse rate.",
     )
+    same_emission_s: float = Field(
+        0.015,
+        ge=0,
+        description="Two shots whose origin times differ by less than this are one emission "
+        "heard twice (a reflection or a split set): the better-supported one is kept.",
+    )
     echo_tail_s: float = Field(
         2.0,
         ge=0,
         description="After a shot, pulses this long after its arrival at a sensor may be echoes.",
     )
-    gate_neighbours: int = Field(
-        0,
+    echo_support_ratio: float = Field(
+        0.6,
         ge=0,
-        le=256,
-        description="Nearest sensors whose pulses an anchor is first checked against (closed-form "
-        "triples + silence among them) before the full search; 0 searches every anchor fully "
-        "(default: the gate is ~20x faster but undercounts rapid automatic fire; 24 for "
-        "fireworks-night densities, ADR 0100).",
+        le=1,
+        description="A set heard mostly in the echo tail of a shot elsewhere at the same "
+        "sensors, with fewer than this share of that shot's sensors, is taken for its echoes.",
     )
     batch_s: float = Field(
-        0.05,
+        0.0,
         ge=0,
-        description="feed() starts work once the oldest due anchor is this late (stream "
-        "seconds) and then handles every due anchor in one batch; flush(until_s) never waits.",
-    )
-    gate_max_partners: int = Field(
-        16,
-        ge=2,
-        le=256,
-        description="Most partner pulses (nearest sensors first) the gate pairs per anchor, so "
-        "that per-pulse work stays bounded in dense bursts (fireworks).",
+        description="feed() handles pulses once the oldest waiting one is this many stream "
+        "seconds old (0: each pulse at once, the lowest latency).",
     )
 
 

@@ -1,0 +1,355 @@
+"""Compiled inner loops of the associator (ADR 0016).
+
+At city load the associator handles tens of thousands of pulses a second on one core; each
+pulse that fits no open shot is tried as the latest arrival of a new one, which means solving
+every triple it makes with its neighbours' pulses and counting, for every solution, the
+sensors that agree. Written with numpy that is ~50 array calls per pulse, each costing more
+in call overhead than in arithmetic. Here the same work is plain loops compiled by numba.
+
+The functions are pure (arrays in, arrays out) and mirror the numpy reference in
+:mod:`shotwatch.association.geometry`, which the tests hold them to.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+#: Hypothesis states in ``PulseStore.owner`` that may still join a new hypothesis.
+_FREE = -1
+_CLAIMED = -4
+
+#: Sources kept by the search, best first.
+TOP = 4
+
+
+@njit(cache=True)
+def _poisson_floor(mu: float, trials: int, alpha: float, n_max: int) -> int:
+    """Smallest k with trials * P(Poisson(mu) >= k) <= alpha (capped at n_max + 1)."""
+    k = 0
+    tail = 1.0
+    term = math.exp(-mu)
+    while trials * tail > alpha and k <= n_max:
+        tail = max(0.0, tail - term)
+        k += 1
+        term *= mu / k
+    return k
+
+
+@njit(cache=True)
+def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
+    t_anchor: float,
+    s_anchor: int,
+    sx: NDArray[np.float64],
+    sy: NDArray[np.float64],
+    rank: NDArray[np.int16],
+    dist: NDArray[np.float32],
+    ts: NDArray[np.float64],
+    ss: NDArray[np.int64],
+    owner: NDArray[np.int64],
+    gap: NDArray[np.float64],
+    onset_only: bool,
+    onset_gap_s: float,
+    c: float,
+    tol_s: float,
+    reach_m: float,
+    rate_span_s: float,
+    alpha: float,
+    max_partners: int,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], int, int, int]:
+    """Best sources for a new shot whose latest arrival is the anchor pulse.
+
+    ``ts``/``ss``/``owner``/``gap`` are the buffer rows before the anchor (time order);
+    ``rank``/``dist`` the anchor sensor's neighbour ranks (-1: not a neighbour) and distances.
+
+    Returns ``(sources, support, members, n_partners, need, n_inside_bursts)``: up to
+    :data:`TOP` sources
+    (rows: x, y relative to the anchor's sensor, origin time, soft score), their agreeing
+    sensor counts (anchor included), for each source the buffer row of each neighbour's
+    earliest agreeing pulse (-1 where none; columns follow ``partner order``), the number of
+    partner pulses used, and ``need``: the agreeing sensors the best of the sources tried
+    must reach before chance is an unlikely explanation; ``n_inside_bursts`` counts the
+    usable partner pulses that are not burst starts (whatever ``onset_only`` says).
+    """
+    n_rows = ts.shape[0]
+    n_nb = 0
+    for k in range(rank.shape[0]):
+        if rank[k] >= 0:
+            n_nb += 1
+    # neighbour pulse counts for the chance floor, and the usable partner pulses
+    counts = np.zeros(max(n_nb, 1))
+    spans = np.ones(max(n_nb, 1))
+    cand = np.empty(n_rows, dtype=np.int64)
+    n_c = 0
+    n_inside = 0
+    inv_c = 1.0 / c
+    for i in range(n_rows):
+        s = ss[i]
+        r = rank[s]
+        if r < 0 or s == s_anchor:
+            continue
+        usable_state = owner[i] == _FREE or owner[i] == _CLAIMED
+        if gap[i] < onset_gap_s:
+            if usable_state and t_anchor - ts[i] <= dist[s] * inv_c + tol_s:
+                n_inside += 1
+            if onset_only:
+                continue
+        dt = t_anchor - ts[i]
+        span = max(dist[s] * inv_c + tol_s, rate_span_s)
+        spans[r] = span
+        if dt <= span:
+            counts[r] += 1.0
+        if dt > dist[s] * inv_c + tol_s:
+            continue
+        if not usable_state:
+            continue
+        cand[n_c] = i
+        n_c += 1
+    sources = np.zeros((TOP, 4))
+    support = np.zeros(TOP, dtype=np.int64)
+    members = np.full((TOP, max(n_nb, 1)), -1, dtype=np.int64)
+    if n_c < 2:
+        return sources, support, members, n_c, 1 << 30, n_inside
+    # nearest sensors first, earliest first within a sensor; at most max_partners
+    key = np.empty(n_c)
+    for k in range(n_c):
+        i = cand[k]
+        key[k] = rank[ss[i]] * 1e6 + (ts[i] - t_anchor + 1e5)
+    order = np.argsort(key)
+    n = min(n_c, max_partners)
+    rows = np.empty(n, dtype=np.int64)
+    grp = np.empty(n, dtype=np.int64)
+    rx = np.empty(n)
+    ry = np.empty(n)
+    tt = np.empty(n)
+    ax = sx[s_anchor]
+    ay = sy[s_anchor]
+    for k in range(n):
+        i = cand[order[k]]
+        rows[k] = i
+        grp[k] = rank[ss[i]]
+        rx[k] = sx[ss[i]] - ax
+        ry[k] = sy[ss[i]] - ay
+        tt[k] = ts[i]
+    best_dev = np.empty(n_nb)
+    best_row = np.empty(n_nb, dtype=np.int64)
+    sig = 0.5 * tol_s
+    trials = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            if grp[i] == grp[j]:
+                continue
+            # two pulses of one source differ by no more than their sensors' distance
+            apart = math.hypot(rx[i] - rx[j], ry[i] - ry[j])
+            if abs(tt[i] - tt[j]) > apart * inv_c + 2 * tol_s:
+                continue
+            bx = rx[i]
+            by = ry[i]
+            db = (tt[i] - t_anchor) * c
+            cx = rx[j]
+            cy = ry[j]
+            dc = (tt[j] - t_anchor) * c
+            det = bx * cy - by * cx
+            scale = math.hypot(bx, by) * math.hypot(cx, cy)
+            if abs(det) <= 1e-6 * max(scale, 1e-12):
+                continue
+            ub = 0.5 * (bx * bx + by * by - db * db)
+            uc = 0.5 * (cx * cx + cy * cy - dc * dc)
+            px = (cy * ub - by * uc) / det
+            py = (bx * uc - cx * ub) / det
+            qx = (cy * db - by * dc) / det
+            qy = (bx * dc - cx * db) / det
+            qa = qx * qx + qy * qy - 1.0
+            qb = -2.0 * (px * qx + py * qy)
+            qc = px * px + py * py
+            roots = np.empty(2)
+            n_roots = 0
+            if abs(qa) < 1e-9:
+                if qb != 0.0:
+                    roots[0] = -qc / qb
+                    n_roots = 1
+            else:
+                disc = math.sqrt(max(qb * qb - 4.0 * qa * qc, 0.0))
+                roots[0] = (-qb + disc) / (2.0 * qa)
+                roots[1] = (-qb - disc) / (2.0 * qa)
+                n_roots = 1 if abs(roots[0] - roots[1]) < 1e-6 else 2
+            for m in range(n_roots):
+                ra = roots[m]
+                if not (ra >= 0.0 and ra <= reach_m):
+                    continue
+                trials += 1
+                x = px - ra * qx
+                y = py - ra * qy
+                o = t_anchor - ra * inv_c
+                for g in range(n_nb):
+                    best_dev[g] = 1e9
+                    best_row[g] = -1
+                for k in range(n):
+                    d = math.sqrt((x - rx[k]) ** 2 + (y - ry[k]) ** 2)
+                    dev = abs(tt[k] - d * inv_c - o)
+                    g = grp[k]
+                    # the earliest agreeing pulse of a sensor is its member; the best
+                    # agreement its score
+                    if dev <= tol_s and best_row[g] < 0:
+                        best_row[g] = k
+                    best_dev[g] = min(best_dev[g], dev)
+                sup = 1
+                soft = 1.0
+                for g in range(n_nb):
+                    if best_dev[g] <= tol_s:
+                        sup += 1
+                        soft += math.exp(-0.5 * (best_dev[g] / sig) ** 2)
+                # keep the TOP best by (support, soft)
+                pos = TOP
+                while pos > 0 and (
+                    sup > support[pos - 1]
+                    or (sup == support[pos - 1] and soft > sources[pos - 1, 3])
+                ):
+                    pos -= 1
+                if pos < TOP:
+                    for q in range(TOP - 1, pos, -1):
+                        support[q] = support[q - 1]
+                        sources[q, :] = sources[q - 1, :]
+                        members[q, :] = members[q - 1, :]
+                    support[pos] = sup
+                    sources[pos, 0] = x
+                    sources[pos, 1] = y
+                    sources[pos, 2] = o
+                    sources[pos, 3] = soft
+                    for g in range(n_nb):
+                        members[pos, g] = rows[best_row[g]] if best_row[g] >= 0 else -1
+    p_sum = 0.0
+    for g in range(n_nb):
+        if counts[g] > 0:
+            p_sum += 1.0 - math.exp(-counts[g] / spans[g] * 2.0 * tol_s)
+    need = 3 + _poisson_floor(p_sum, max(trials, 1), alpha, n_nb)
+    return sources, support, members, n, need, n_inside
+
+
+@njit(cache=True)
+def count_within(
+    sx: NDArray[np.float64], sy: NDArray[np.float64], x: float, y: float, r: float
+) -> int:
+    """Sensors within ``r`` of ``(x, y)``."""
+    n = 0
+    r2 = r * r
+    for i in range(sx.shape[0]):
+        if (sx[i] - x) ** 2 + (sy[i] - y) ** 2 <= r2:
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def max_distance(
+    sx: NDArray[np.float64], sy: NDArray[np.float64], idx: NDArray[np.int64], x: float, y: float
+) -> float:
+    """Farthest of the sensors ``idx`` from ``(x, y)``."""
+    m = 0.0
+    for i in idx:
+        m = max(m, math.hypot(sx[i] - x, sy[i] - y))
+    return m
+
+
+@njit(cache=True)
+def attach_candidates(  # noqa: PLR0917 (compiled: numba passes arguments by position)
+    x: float,
+    y: float,
+    z: float,
+    t: float,
+    hx: NDArray[np.float64],
+    hy: NDArray[np.float64],
+    hz: NDArray[np.float64],
+    ht0: NDArray[np.float64],
+    hslack: NDArray[np.float64],
+    hlive: NDArray[np.bool_],
+    c: float,
+    early_s: float,
+    late_s: float,
+    trial_s: float,
+    reach_m: float,
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Hypothesis slots a pulse at ``(x, y, z)``, time ``t``, might join: those whose
+    predicted arrival is within ``trial_s`` (plus their slack). Ordered: strict fits (inside
+    ``[-early_s, late_s]`` plus slack) first, each group by residual relative to its window."""
+    n = hx.shape[0]
+    slots = np.empty(n, dtype=np.int64)
+    key = np.empty(n)
+    strict = np.empty(n, dtype=np.bool_)
+    m = 0
+    inv_c = 1.0 / c
+    for k in range(n):
+        if not hlive[k]:
+            continue
+        d = math.sqrt((hx[k] - x) ** 2 + (hy[k] - y) ** 2 + (hz[k] - z) ** 2)
+        if d > reach_m:
+            continue
+        r = t - ht0[k] - d * inv_c
+        sl = hslack[k]
+        if abs(r) > trial_s + sl:
+            continue
+        ok = -early_s - sl <= r <= late_s + sl
+        width = (late_s if r > 0 else early_s) + sl
+        slots[m] = k
+        strict[m] = ok
+        key[m] = abs(r) / max(width, 1e-9) + (0.0 if ok else 1e6)
+        m += 1
+    order = np.argsort(key[:m])
+    return slots[:m][order], strict[:m][order]
+
+
+@functools.cache
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel once, on tiny inputs, so that the
+    first pulse of a live stream does not pay for it."""
+    sx = np.array([0.0, 300.0, 0.0, 300.0])
+    sy = np.array([0.0, 0.0, 300.0, 300.0])
+    rank = np.array([-1, 0, 1, 2], dtype=np.int16)
+    dist = np.array([0.0, 300.0, 300.0, 424.0], dtype=np.float32)
+    ts = np.array([0.1, 0.2, 0.3])
+    ss = np.array([1, 2, 3], dtype=np.int64)
+    owner = np.full(3, _FREE, dtype=np.int64)
+    gap = np.full(3, 10.0)
+    nucleation_search(
+        0.5,
+        0,
+        sx,
+        sy,
+        rank,
+        dist,
+        ts,
+        ss,
+        owner,
+        gap,
+        False,
+        0.25,
+        343.0,
+        0.008,
+        2500.0,
+        1.0,
+        0.3,
+        24,
+    )
+    count_within(sx, sy, 0.0, 0.0, 100.0)
+    max_distance(sx, sy, np.array([0, 1], dtype=np.int64), 0.0, 0.0)
+    hx = np.zeros(2)
+    attach_candidates(
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+        hx,
+        hx,
+        hx,
+        hx,
+        hx,
+        np.ones(2, dtype=np.bool_),
+        343.0,
+        0.015,
+        0.03,
+        0.15,
+        2500.0,
+    )
