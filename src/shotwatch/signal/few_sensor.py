@@ -50,6 +50,9 @@ MAX_SENSORS = 12
 #: position-out cross-validation over {8, 20, 35, 50} ms on Pittsburgh (five of six folds
 #: chose 35, one tied 20/35; bench/locate_from_audio.py --cv-late).
 NLOS_LATE_S = 0.035
+#: Arrival-time misfit still counted as agreement when grouping a folder's picks (the
+#: network associator's nucleation tolerance is tighter; it has many sensors to choose from).
+AGREEMENT_S = 0.012
 #: Another round from the same gun lands within this distance (or 3x its uncertainty) of the
 #: shot whose echo tail it sits in.
 SAME_PLACE_M = 25.0
@@ -117,7 +120,7 @@ class FewSensorGrouper:
         self.c = float(c_mps)
         self.dims = dims or self.settings.location.dims
         self.min_sensors = max(a.min_sensors, self.dims + 1)
-        self.tol = a.pick_tolerance_s
+        self.tol = AGREEMENT_S
         self.late = max(a.late_tolerance_s, NLOS_LATE_S) if late_s is None else late_s
         self.reach = a.max_station_distance_m
         self.echo_tail = a.echo_tail_s
