@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from shotwatch.core.model import Pulse, Sensor
+from shotwatch.core.settings import LocationSettings
 from shotwatch.location import locate, solve_tdoa
 from shotwatch.location.locate import ambiguity_penalty
 from shotwatch.location.solver import SolverConfig
@@ -64,13 +65,34 @@ def test_both_solutions_fit_exactly_and_the_shot_carries_the_other() -> None:
 
 @pytest.mark.parametrize("truth_is_mirror", [False, True])
 def test_levels_choose_the_solution_they_are_consistent_with(truth_is_mirror: bool) -> None:
-    """Same arrival times either way; only the levels (spherical spreading from one source)
-    say which of the two solutions is real, whichever of them it is."""
+    """Same arrival times either way; with the hearing-range evidence off, only the levels
+    (spherical spreading from one source) say which of the two solutions is real."""
     mirror = _mirror()
     real = mirror if truth_is_mirror else SRC
-    shot = locate(_pulses(SRC, levels_from=real), c_mps=C, dims=2)
+    no_range = LocationSettings(hearing_range_m=math.inf)
+    shot = locate(_pulses(SRC, levels_from=real), c_mps=C, dims=2, settings=no_range)
     assert shot is not None and shot.ambiguous
     assert math.hypot(shot.x_m - real[0], shot.y_m - real[1]) < 1.0
+
+
+def test_hearing_range_prefers_the_solution_near_the_sensors_that_heard_it() -> None:
+    """The true source sits inside the sensors' reach (170-510 m); its exact mirror is
+    550-890 m out. No levels, no silent sensors: the hearing range alone decides (on the
+    Pittsburgh three-sensor cuts it picks the right one of two exact fits ~4 times in 5),
+    and the far fit is still reported as the alternative."""
+    near = _mirror()  # the nearer of the two exact solutions of these arrival times
+    d_near = np.linalg.norm(POS[:, :2] - near[:2], axis=1)
+    d_far = np.linalg.norm(POS[:, :2] - SRC[:2], axis=1)
+    assert d_near.max() < 550.0 < d_far.min()
+    shot = locate(_pulses(near, None), c_mps=C, dims=2)
+    assert shot is not None and shot.ambiguous and shot.alternative_xy_m is not None
+    assert math.hypot(shot.x_m - near[0], shot.y_m - near[1]) < 1.0
+    assert math.dist(shot.alternative_xy_m, (float(SRC[0]), float(SRC[1]))) < 1.0
+    # The evidence itself: beyond the range each reporting sensor costs more.
+    pulses = _pulses(near, None)
+    assert ambiguity_penalty(near[:2], pulses, [], hearing_range_m=1000.0) < ambiguity_penalty(
+        SRC[:2], pulses, [], hearing_range_m=1000.0
+    )
 
 
 @pytest.mark.parametrize("truth_is_mirror", [False, True])

@@ -149,3 +149,45 @@ def test_uncertainty_is_calibrated_by_monte_carlo() -> None:
         assert shot is not None
         inside += math.hypot(shot.x_m - src[0], shot.y_m - src[1]) <= shot.uncertainty_m
     assert inside / trials >= 0.75
+
+
+def test_three_sensor_uncertainty_comes_from_the_model_error_prior() -> None:
+    """Three sensors in 2-D fit exactly: the residuals say nothing about the error, so the
+    reported 90 % circle rests on ``model_sigma_s`` (real urban arrivals scatter ~6 ms at
+    the best fit). It scales with it, and with arrival errors of that size it holds the
+    source about 90 % of the time (source inside the triangle: one solution)."""
+    pos = np.array([[-400.0, -300.0, 0.0], [450.0, -250.0, 0.0], [0.0, 500.0, 0.0]])
+    src = np.array([30.0, 20.0, 0.0])
+    t = _times(pos, src, 0.0, 2)
+    u = {}
+    for ms in (0.0015, 0.006):
+        shot = locate(_pulses(pos, t), c_mps=C, dims=2, settings=LocationSettings(model_sigma_s=ms))
+        assert shot is not None
+        u[ms] = shot.uncertainty_m
+    assert u[0.006] == pytest.approx(4.0 * u[0.0015], rel=0.02)
+    honest = LocationSettings(model_sigma_s=0.006)
+    rng = np.random.default_rng(5)
+    inside = 0
+    trials = 80
+    for _ in range(trials):
+        noisy = t + rng.normal(0, 0.006, 3)
+        shot = locate(_pulses(pos, noisy), c_mps=C, dims=2, settings=honest)
+        assert shot is not None
+        inside += math.hypot(shot.x_m - src[0], shot.y_m - src[1]) <= shot.uncertainty_m
+    assert 0.8 <= inside / trials <= 0.98
+
+
+def test_with_many_sensors_the_residuals_outweigh_the_model_error_prior() -> None:
+    """Twenty sensors with 0.5 ms pick noise: the fit's own scale dominates the pooled
+    variance (4 prior residuals against 17 spare ones), so the circle stays small."""
+    pos = _layout(20, 4)
+    src = np.array([-30.0, 60.0, 0.0])
+    rng = np.random.default_rng(2)
+    t = _times(pos, src, 0.0, 2) + rng.normal(0, 0.0005, 20)
+    honest = LocationSettings(model_sigma_s=0.006)
+    shot = locate(_pulses(pos, t), c_mps=C, dims=2, settings=honest)
+    assert shot is not None
+    none = locate(_pulses(pos, t), c_mps=C, dims=2, settings=LocationSettings(model_sigma_s=0.0))
+    assert none is not None
+    assert shot.uncertainty_m < 3.0 * none.uncertainty_m
+    assert math.hypot(shot.x_m - src[0], shot.y_m - src[1]) <= shot.uncertainty_m

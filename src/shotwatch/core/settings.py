@@ -187,6 +187,15 @@ class LocationSettings(Section):
     pick_sigma_s: float = Field(
         0.0015, gt=0, description="One-sigma arrival-time error assumed for uncertainty."
     )
+    model_sigma_s: float = Field(
+        0.0,
+        ge=0,
+        description="Prior one-sigma arrival-time error of the propagation model (paths "
+        "around buildings, source height, wind), pooled with the fit's own residuals for the "
+        "reported uncertainty: a fit with no spare sensor gets this; 0 (default) uses the fit "
+        "alone. Real urban data calls for ~0.006 (ADR 0014); off until the consumers that "
+        "use 3 x uncertainty as a same-place radius are re-tuned.",
+    )
     late_scale_s: float = Field(
         0.01,
         gt=0,
@@ -203,6 +212,19 @@ class LocationSettings(Section):
         le=1,
         description="A far shot made mostly of pulses in a reported shot's echo tail is "
         "dropped when it has at most this share of that shot's sensors (ShotFilter).",
+    )
+    hearing_range_m: float = Field(
+        1000.0,
+        gt=0,
+        description="Distance at which a sensor hears a typical gunshot half the time: of two "
+        "solutions of a three-sensor set, one far beyond the reporting sensors is less likely.",
+    )
+    height_min_evidence: float = Field(
+        3.84,
+        ge=0,
+        description="With dims=3, the drop of the weighted squared residuals, in units of the "
+        "fit's error variance, that solving the source height must bring to be kept over the "
+        "fixed-height solve (3.84: chi-square, 1 degree of freedom, 95 %); 0 always keeps it.",
     )
     height_min_sensors: int = Field(
         5,

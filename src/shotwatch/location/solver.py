@@ -25,6 +25,7 @@ Everything here is deterministic numpy; nothing reads files or clocks.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,8 @@ class SolverConfig:
     outlier_sigmas: float = 4.0
     max_iter: int = 30
     z_prior_sigma_m: float = 30.0
+    model_sigma_s: float = 0.0
+    model_sigma_weight: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,14 @@ def predicted_s(p: FloatArray, pos: FloatArray, c_mps: float, dims: int) -> Floa
 
 
 def _grid_scores(
-    gx: FloatArray, gy: FloatArray, pos: FloatArray, t: FloatArray, *, c: float, tol_s: float
+    gx: FloatArray,
+    gy: FloatArray,
+    pos: FloatArray,
+    t: FloatArray,
+    *,
+    c: float,
+    tol_s: float,
+    z: float | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Consensus cost (lower is better) and best origin time at each grid node.
 
@@ -94,7 +104,7 @@ def _grid_scores(
     """
     dx = gx[:, None] - pos[None, :, 0]
     dy = gy[:, None] - pos[None, :, 1]
-    dz2 = (pos[:, 2] - float(np.median(pos[:, 2]))) ** 2
+    dz2 = (pos[:, 2] - (float(np.median(pos[:, 2])) if z is None else z)) ** 2
     o = t[None, :] - np.sqrt(dx * dx + dy * dy + dz2[None, :]) / c  # (G, n)
     diff = (o[:, :, None] - o[:, None, :]) / tol_s  # (G, n_i, n_j)
     cost = np.minimum(diff * diff, 1.0).sum(axis=1)  # (G, n_j)
@@ -104,7 +114,13 @@ def _grid_scores(
 
 
 def grid_start(
-    pos: FloatArray, t: FloatArray, c: float, cfg: SolverConfig, tol_s: float
+    pos: FloatArray,
+    t: FloatArray,
+    c: float,
+    cfg: SolverConfig,
+    tol_s: float,
+    *,
+    z: float | None = None,
 ) -> list[tuple[float, float, float]]:
     """Candidate (x, y, cost) starting points from a two-level grid, best first, with
     distinct basins (local minima far apart) kept so an ambiguity can be found."""
@@ -120,7 +136,7 @@ def grid_start(
     gx, gy = np.meshgrid(xs, ys, indexing="ij")
     # Coarse nodes are up to step/sqrt(2) from the truth: widen the tolerance to match.
     coarse_tol = max(tol_s, step / c)
-    cost, _ = _grid_scores(gx.ravel(), gy.ravel(), pos, t, c=c, tol_s=coarse_tol)
+    cost, _ = _grid_scores(gx.ravel(), gy.ravel(), pos, t, c=c, tol_s=coarse_tol, z=z)
     cost2 = cost.reshape(n, n)
     # Local minima of the coarse cost surface.
     padded = np.pad(cost2, 1, constant_values=np.inf)
@@ -143,7 +159,7 @@ def grid_start(
         fy = np.linspace(ys[j] - 1.5 * step, ys[j] + 1.5 * step, 25)
         fgx, fgy = np.meshgrid(fx, fy, indexing="ij")
         fine_tol = max(tol_s, (fx[1] - fx[0]) / c)
-        fcost, _ = _grid_scores(fgx.ravel(), fgy.ravel(), pos, t, c=c, tol_s=fine_tol)
+        fcost, _ = _grid_scores(fgx.ravel(), fgy.ravel(), pos, t, c=c, tol_s=fine_tol, z=z)
         b = int(np.argmin(fcost))
         starts.append((float(fgx.ravel()[b]), float(fgy.ravel()[b]), float(fcost[b])))
     starts.sort(key=lambda s: s[2])
@@ -214,6 +230,13 @@ def _irls(
     return p, t0, r, w, normal, converged
 
 
+def robust_misfit(r: FloatArray, cfg: SolverConfig) -> float:
+    """Negative log-likelihood (up to a constant) of residuals ``r`` under the solver's
+    asymmetric Cauchy model: late residuals at ``late_scale_s``, early at ``early_scale_s``."""
+    x = np.where(r > 0, r / max(cfg.late_scale_s, 1e-6), r / max(cfg.early_scale_s, 1e-6))
+    return float(np.sum(np.log1p(x * x)))
+
+
 def solve_tdoa(
     pos_m: FloatArray,
     t_s: FloatArray,
@@ -222,12 +245,22 @@ def solve_tdoa(
     *,
     tol_s: float = 0.01,
     start_xy: tuple[float, float] | None = None,
+    source_z_m: float | None = None,
+    prefer: Callable[[FloatArray], float] | None = None,
 ) -> TdoaSolution:
     """Locate one source from arrival times ``t_s`` (n,) at sensors ``pos_m`` (n, 3).
 
     Needs ``n >= dims + 1``. Returns the best solution; when ``n == dims + 1`` and a second
     exact fit exists it is returned in ``alternatives``. ``start_xy`` (absolute metres)
-    replaces the global grid start when the set is over-determined.
+    replaces the global grid start when the set is over-determined. ``source_z_m`` (absolute)
+    is the source height of a 2-D solve and the centre of the height prior of a 3-D solve;
+    by default the sensors' median height.
+
+    The basins found from the grid's starts are ranked by their robust misfit (a Cauchy
+    negative log-likelihood of the residuals, late and early scales apart) plus
+    ``prefer(xyz)`` (absolute position; prior evidence in the same units, e.g. sensors
+    that did not hear the shot): with few sensors two basins can fit about equally well,
+    and only evidence beyond the arrival times tells them apart.
     """
     cfg = cfg or SolverConfig()
     pos = np.asarray(pos_m, dtype=float).reshape(-1, 3)
@@ -240,30 +273,34 @@ def solve_tdoa(
     rel = pos - origin
     t_ref = float(t_abs.min())
     t = t_abs - t_ref
-    z_prior = float(np.median(rel[:, 2]))
+    z_prior = float(np.median(rel[:, 2])) if source_z_m is None else source_z_m - origin[2]
     if start_xy is not None and n > dims + 1:
         # A trusted start (e.g. the associator's grid node): no global search needed.
         starts = [(start_xy[0] - origin[0], start_xy[1] - origin[1], 0.0)]
     else:
-        starts = grid_start(rel, t, c_mps, cfg, tol_s)
+        starts = grid_start(rel, t, c_mps, cfg, tol_s, z=z_prior)
     results = []
     for sx, sy, _ in starts[:4]:
         p0 = np.array([sx, sy, z_prior])
         results.append(_irls(p0, rel, t, c=c_mps, cfg=cfg, z_prior=z_prior if dims == 3 else None))
 
     def score(res: tuple[FloatArray, float, FloatArray, FloatArray, FloatArray, bool]) -> float:
-        r = res[2]
-        late = np.where(r > 0, r / max(cfg.late_scale_s, 1e-6), r / max(cfg.early_scale_s, 1e-6))
-        return float(np.sum(np.log1p(late * late)))
+        return robust_misfit(res[2], cfg)
 
-    results.sort(key=score)
+    if prefer is not None and len(results) > 1:
+        extra = [prefer(res[0] + origin) for res in results]
+        order = sorted(range(len(results)), key=lambda i: score(results[i]) + extra[i])
+        results = [results[i] for i in order]
+    else:
+        results.sort(key=score)
     p, t0, r, w, normal, converged = results[0]
     sigma = _sigma(r, w, cfg.pick_sigma_s, n - (dims + 1))
     inliers = (r <= cfg.outlier_sigmas * max(sigma, cfg.pick_sigma_s) + 1e-9) & (
         r >= -cfg.outlier_sigmas * max(sigma, cfg.pick_sigma_s) * 3
     )
+    sigma_cov = _sigma_with_prior(sigma, cfg, n - (dims + 1))
     try:
-        cov = np.asarray(np.linalg.inv(normal) * sigma * sigma, dtype=np.float64)
+        cov = np.asarray(np.linalg.inv(normal) * sigma_cov * sigma_cov, dtype=np.float64)
     except np.linalg.LinAlgError:
         cov = np.full((dims + 1, dims + 1), np.inf)
     alternatives: list[FloatArray] = []
@@ -303,6 +340,20 @@ def _sigma(r: FloatArray, w: FloatArray, floor_s: float, dof: int) -> float:
     wr = float(np.sum(w * r * r))
     est = math.sqrt(wr / max(float(np.sum(w)) - (len(r) - dof), 1e-9))
     return max(floor_s, est)
+
+
+def _sigma_with_prior(sigma: float, cfg: SolverConfig, dof: int) -> float:
+    """The arrival-error scale for the covariance: the fit's own estimate pooled with the
+    propagation model's prior scale ``model_sigma_s`` worth ``model_sigma_weight`` residuals
+    (a conjugate prior on the variance). A fit with no spare sensor (three in 2-D) says
+    nothing about its error and gets the prior; twenty spare sensors mostly speak for
+    themselves. Never below the fit's own estimate's floor (the pick sigma)."""
+    if cfg.model_sigma_s <= 0.0:
+        return sigma
+    nu0 = cfg.model_sigma_weight
+    k = max(dof, 0)
+    var = (nu0 * cfg.model_sigma_s**2 + k * sigma * sigma) / (nu0 + k)
+    return max(math.sqrt(var), cfg.pick_sigma_s)
 
 
 def ellipse_90(cov_xy: FloatArray) -> tuple[float, float, float]:
