@@ -88,7 +88,7 @@ def _reference_best(sc: dict) -> tuple[int, np.ndarray]:
 @pytest.mark.parametrize("seed", range(8))
 def test_compiled_search_matches_the_numpy_reference(seed: int) -> None:
     sc = _scene(seed)
-    sources, support, members, n, need, _ = kernels.nucleation_search(
+    sources, support, members, _n, _need, _ = kernels.nucleation_search(
         sc["t"],
         sc["anchor"],
         sc["sx"],
