@@ -27,7 +27,7 @@ from shotwatch.core.acoustics import speed_of_sound_mps
 from shotwatch.core.model import Pulse, Sensor, ShotLocation
 from shotwatch.core.settings import Settings
 from shotwatch.io.pittsburgh import TestData, read_tree
-from shotwatch.location import ShotFilter, locate
+from shotwatch.location import locate
 
 SPURIOUS_M = 25.0
 
@@ -40,10 +40,6 @@ def _truth(test: TestData) -> tuple[np.ndarray, int, list[list[str]]]:
     return np.array([loc["x"], loc["y"], loc["z"]]), int(survey["num_rounds"]), groups
 
 
-#: ``--no-filter`` clears "filter": measure the associator alone (the ShotFilter ablation).
-OPTIONS = {"filter": True}
-
-
 def own_shots(
     pulses: list[Pulse] | tuple[Pulse, ...],
     sensors: list[Sensor],
@@ -51,13 +47,9 @@ def own_shots(
     c: float,
     dims: int,
 ) -> list[ShotLocation]:
-    """The product path: our association, then the streaming ShotFilter (ADR 0013)."""
+    """The product path: our association (ADR 0015)."""
     shots, _ = associate_all(pulses, settings=settings, c_mps=c, dims=dims, sensors=sensors)
-    if not OPTIONS["filter"]:
-        return shots
-    filt = ShotFilter(settings)
-    by_id = {p.pulse_id: p for p in pulses}
-    return [s for s in shots if filt.keep(s, by_id)]
+    return shots
 
 
 def _c(test: TestData, settings: Settings) -> float:
@@ -324,14 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--lofo", action="store_true", help="leave-one-firing-position-out parameter check"
     )
-    ap.add_argument("--no-filter", action="store_true", help="associator alone (ablation)")
     ap.add_argument(
         "--solver-lofo",
         action="store_true",
         help="choose solver dims/loss scales leave-one-FP-out on the vendor grouping",
     )
     args = ap.parse_args(argv)
-    OPTIONS["filter"] = not args.no_filter
     if not args.data.is_dir():
         print(json.dumps({"error": f"data folder not found: {args.data}"}))
         return 2
@@ -344,7 +334,6 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(args.data),
         "dims": args.dims,
         "tests": len(tests),
-        "shot_filter": OPTIONS["filter"],
     }
     t0 = time.perf_counter()
     if args.sparse:

@@ -24,7 +24,6 @@ from shotwatch.core.model import Pulse, Sensor, ShotLocation, iso_utc
 from shotwatch.core.settings import Settings, load_settings
 from shotwatch.incidents import IncidentBuilder
 from shotwatch.io.pittsburgh import find_test_dirs, read_test
-from shotwatch.location import ShotFilter
 from shotwatch.signal.few_sensor import MAX_SENSORS as FEW_SENSORS
 from shotwatch.signal.few_sensor import FewSensorGrouper
 
@@ -127,10 +126,6 @@ def locate_input(
         for p in sorted(item.pulses, key=lambda p: (p.t_s, p.sensor, p.pulse_id)):
             shots.extend(assoc.feed(p))
         shots.extend(assoc.flush())
-        # Reverberation duplicates and echo sets of shots already reported (ADR 0013).
-        shot_filter = ShotFilter(settings)
-        by_id = {p.pulse_id: p for p in item.pulses}
-        shots = [s for s in shots if shot_filter.keep(s, by_id)]
     if item.frame is not None:
         geo = []
         for s in shots:

@@ -206,13 +206,6 @@ class LocationSettings(Section):
         gt=0,
         description="Scale of the (gentler) down-weighting of early arrivals.",
     )
-    echo_set_support_ratio: float = Field(
-        0.8,
-        ge=0,
-        le=1,
-        description="A far shot made mostly of pulses in a reported shot's echo tail is "
-        "dropped when it has at most this share of that shot's sensors (ShotFilter).",
-    )
     hearing_range_m: float = Field(
         1000.0,
         gt=0,

@@ -1,13 +1,11 @@
 """TDOA multilateration in 2-D and 3-D with robust weighting, uncertainty and quality."""
 
 from shotwatch.location.locate import ALGORITHM, VERSION, earliest_per_sensor, locate
-from shotwatch.location.shotfilter import ShotFilter
 from shotwatch.location.solver import SolverConfig, TdoaSolution, solve_tdoa
 
 __all__ = [
     "ALGORITHM",
     "VERSION",
-    "ShotFilter",
     "SolverConfig",
     "TdoaSolution",
     "earliest_per_sensor",
