@@ -186,70 +186,63 @@ def run_sparse(
     return out
 
 
-def derive_parameters(tests: list[TestData]) -> dict[str, float]:
-    """The two association thresholds that were set from data, re-derived by their stated
-    rule from ``tests`` only (for the leave-one-firing-position-out check):
-
-    * ``min_heard_fraction``: 1st percentile, over the vendor's shot tuples, of the share of
-      sensors closer than the median participating sensor that participated (floored to 0.05).
-    * ``round_level_match_db``: 90th percentile of |level difference| between a later round
-      and the first round at the same sensor, rounded up to 0.5 dB.
-    """
-    shares: list[float] = []
-    steps: list[float] = []
-    for test in tests:
-        truth, _, groups = _truth(test)
-        by_id = {p.pulse_id: p for p in test.pulses}
-        names = list(test.sensors)
-        pos = np.array([[s.x_m, s.y_m] for s in test.sensors.values()])
-        dist = np.hypot(pos[:, 0] - truth[0], pos[:, 1] - truth[1])
-        first = {by_id[u].sensor: by_id[u] for u in groups[0] if u in by_id} if groups else {}
-        for k, g in enumerate(groups):
-            heard = {by_id[u].sensor for u in g if u in by_id}
-            if not heard:
-                continue
-            r_med = float(np.median([dist[names.index(h)] for h in heard]))
-            near = [n for n, d in zip(names, dist, strict=True) if d <= r_med + 1e-6]
-            shares.append(sum(n in heard for n in near) / max(len(near), 1))
-            if k > 0:
-                for u in g:
-                    p = by_id.get(u)
-                    if p is not None and p.sensor in first:
-                        steps.append(abs(p.level_db_spl - first[p.sensor].level_db_spl))
-    return {
-        "min_heard_fraction": math.floor(float(np.percentile(shares, 1)) * 20) / 20,
-        "round_level_match_db": math.ceil(float(np.percentile(steps, 90)) * 2) / 2,
-    }
+#: The association constants chosen on this data (ADR 0015) and the values tried for each.
+LOFO_GRID: dict[str, tuple[float, ...]] = {
+    "pick_tolerance_s": (0.006, 0.008, 0.010),
+    "nucleation_false_alarm": (0.03, 0.1, 0.3),
+    "echo_support_ratio": (0.5, 0.6, 0.8),
+}
 
 
 def run_lofo(tests: list[TestData], dims: int) -> dict[str, Any]:
-    """Leave one firing position out: derive the data-set thresholds on the other five,
-    measure on the held-out one (whose data never touched its parameters)."""
+    """Leave one firing position out: for each position, the association constants that do
+    best on the other five (rounds located minus twice the spurious shots) are chosen from
+    ``LOFO_GRID`` and measured on the held-out one, whose data never touched its choice."""
+    import itertools
+
     fps = sorted({t.name.split("/")[0] for t in tests})
-    out: dict[str, Any] = {}
+    names = list(LOFO_GRID)
+    combos = list(itertools.product(*(LOFO_GRID[n] for n in names)))
+    # every combination on every position once
+    table: dict[tuple[float, ...], dict[str, dict[str, Any]]] = {}
+    for combo in combos:
+        settings = Settings(association=dict(zip(names, combo, strict=True)))
+        table[combo] = {
+            fp: run_full([t for t in tests if t.name.split("/")[0] == fp], settings, dims)
+            for fp in fps
+        }
+
+    def score(combo: tuple[float, ...], on: list[str]) -> int:
+        return sum(
+            table[combo][fp]["shots_located"] - 2 * table[combo][fp]["spurious_shots"] for fp in on
+        )
+
+    out: dict[str, Any] = {"grid": {n: list(v) for n, v in LOFO_GRID.items()}}
     errs: list[float] = []
     fired = spurious = 0
     for fp in fps:
-        train = [t for t in tests if t.name.split("/")[0] != fp]
-        held = [t for t in tests if t.name.split("/")[0] == fp]
-        params = derive_parameters(train)
-        settings = Settings(
-            association={
-                "min_heard_fraction": params["min_heard_fraction"],
-                "round_level_match_db": params["round_level_match_db"],
-            }
-        )
-        res = run_full(held, settings, dims)
+        train = [f for f in fps if f != fp]
+        best = max(combos, key=lambda c: (score(c, train), c == DEFAULT_COMBO))
+        res = table[best][fp]
         out[fp] = {
-            "parameters": params,
+            "chosen": dict(zip(names, best, strict=True)),
             **{k: res[k] for k in ("shots_located", "median_m", "p90_m", "spurious_shots")},
         }
         errs += res["errors"]
         fired += res["shots_fired"]
         spurious += res["spurious_shots"]
     out["all_held_out"] = {k: v for k, v in summarise(errs, fired, spurious).items()}
-    out["parameters_all_data"] = derive_parameters(tests)
+    default = DEFAULT_COMBO
+    out["defaults_all_positions"] = {
+        "values": dict(zip(names, default, strict=True)),
+        "shots_located": sum(table[default][fp]["shots_located"] for fp in fps),
+        "spurious_shots": sum(table[default][fp]["spurious_shots"] for fp in fps),
+    }
     return out
+
+
+_DEFAULTS = Settings().association
+DEFAULT_COMBO = tuple(float(getattr(_DEFAULTS, n)) for n in LOFO_GRID)
 
 
 _SCALES = ((0.01, 0.03), (0.05, 0.1), (0.2, 0.4))

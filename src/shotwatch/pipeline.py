@@ -302,6 +302,10 @@ class Pipeline:
         self.sink.incidents(incidents)
         return incidents
 
+    def geo_shot(self, s: ShotLocation) -> ShotLocation:
+        """``s`` with lat/lon when the deployment's frame is known."""
+        return self._geo_shot(s)
+
     def _geo_shot(self, s: ShotLocation) -> ShotLocation:
         if s.lat_deg is not None or self.frame is None:
             return s

@@ -81,3 +81,36 @@ def test_preliminary_versions_reach_the_queue_long_before_the_close() -> None:
     assert first_t < final.end_s + incident_close_delay_s(st) - 20  # well before the close
     # every later shot updates it: the last preliminary version has all the rounds
     assert seen[-1][1].rounds == final.rounds  # type: ignore[attr-defined]
+
+
+def test_a_forming_incident_reaches_the_queue_within_a_second_of_its_pulses() -> None:
+    """The associator's plausible provisional shots (ADR 0015) build a preview of the
+    incident while its sound still travels: the first version comes out, marked tentative,
+    about a second after the first pulse (not after the 7-s shot horizon), under the id
+    the final incident keeps; once every shot is final no version rests on provisional
+    shots any more."""
+    sc = load_scenario(example_scenarios()["city_single_shooter"])
+    res = simulate_pulses(sc, 1)
+    st = Settings()
+    clock = ReplayClock(0.0)
+    cons = PipelineConsumer(lambda s: Pipeline(st, clock, s), preliminary=True)
+    versions: list[tuple[float, object]] = []
+    finals: list[object] = []
+    pulses = sorted(res.pulses, key=lambda p: p.t_s)
+    for p in pulses:
+        clock.advance_to(p.t_s)
+        for inc in cons.feed(p)[1]:
+            (versions.append((clock.now(), inc)) if inc.extra.get("open") else finals.append(inc))
+    while clock.now() < pulses[-1].t_s + incident_close_delay_s(st) + 5:
+        clock.advance_by(0.25)
+        for inc in cons.tick()[1]:
+            (versions.append((clock.now(), inc)) if inc.extra.get("open") else finals.append(inc))
+    (final,) = finals
+    first_t, first = versions[0]
+    # (test-side truth: when the first round's sound reached the first sensor)
+    heard = min(p.t_s for p in pulses if res.truth.pulses[p.pulse_id].event_id is not None)
+    assert first.extra.get("tentative") is True  # type: ignore[attr-defined]
+    assert first_t - heard <= 1.0
+    assert first.incident_id == final.incident_id  # type: ignore[attr-defined]
+    assert not versions[-1][1].extra.get("tentative")  # type: ignore[attr-defined]
+    assert not any(v.extra.get("withdrawn") for _, v in versions)  # type: ignore[attr-defined]

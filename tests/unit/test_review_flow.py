@@ -291,3 +291,26 @@ def test_moving_shooter_reaches_the_call(nypd: BoundarySet) -> None:
     assert call is not None and call.moving and call.heading_deg == 180.0 and call.automatic
     assert "moving S" in call.summary() and "AUTOMATIC" in call.summary()
     assert not math.isnan(call.confidence)
+
+
+def test_a_withdrawn_forming_incident_leaves_the_queue_but_not_the_history() -> None:
+    """The machine may take back an incident it showed while its shots were forming; it
+    leaves the queue (its versions stay), comes back if its shots do, and a reviewer's
+    decision is never undone by it."""
+    from dataclasses import replace as _replace
+
+    from shotwatch.incidents.review import ReviewBook, ReviewState
+
+    book = ReviewBook()
+    forming = inc("inc-forming")
+    book.add_machine(_replace(forming, extra={"open": True, "tentative": True}), 1.0)
+    assert [r.current.incident.incident_id for r in book.queue()] == ["inc-forming"]
+    book.add_machine(_replace(forming, extra={"open": True, "withdrawn": True}), 2.0)
+    assert book.records["inc-forming"].state is ReviewState.WITHDRAWN
+    assert book.queue() == [] and len(book.history("inc-forming")) == 2
+    book.add_machine(_replace(forming, extra={"open": True}), 3.0)
+    assert book.records["inc-forming"].state is ReviewState.OPEN
+    out = book.submit("inc-forming", ConfirmGunfire("ana", "heard it clearly"), 4.0)
+    assert out.ok
+    book.add_machine(_replace(forming, extra={"open": True, "withdrawn": True}), 5.0)
+    assert book.records["inc-forming"].state is ReviewState.CONFIRMED

@@ -7,10 +7,15 @@ incident building; results written to its sink, e.g. the database) to the server
 window is over even if no further pulse arrives.
 
 An incident closes only ``incidents.max_gap_s`` (30 s by default) after its last shot. With
-``preliminary`` on (as ``shotwatch serve`` runs, ADR 0106), each newly located shot also
-yields the open incident it joined, as it stands (``extra["open"] = True``, same incident id
-as the final one), so the review queue has it within the association wait, not 30 s later;
-the closed incident then arrives as the next machine version.
+``preliminary`` on (as ``shotwatch serve`` runs, ADR 0106, ADR 0017), the incident also comes
+out while it forms: the associator's plausible provisional shots (hypotheses that pass the
+evidence tests as they stand, ADR 0015) are added to the open incidents for a preview, and
+each incident a new or changed provisional shot is in comes out as it stands
+(``extra["open"] = True``, ``extra["tentative"] = True`` while it rests on shots that are not
+final; same incident id as the final one, since a shot keeps its id). An incident that rested
+only on provisional shots that were then retracted comes out once more with
+``extra["withdrawn"] = True``. Final shots yield the open incident they joined, and the closed
+incident arrives as the last machine version.
 """
 
 from __future__ import annotations
@@ -65,36 +70,115 @@ class PipelineConsumer:
         self.tap = ShotTap(inner)
         self.pipeline = make_pipeline(self.tap)
         self.preliminary = preliminary
+        self._tentative: dict[str, ShotLocation] = {}  # plausible provisional shots by id
+        self._shown: dict[str, tuple[object, ...]] = {}  # incident id -> what was last shown
+        self._rests_on: dict[str, set[str]] = {}  # tentative incident id -> its shot ids
+        self._last: dict[str, Incident] = {}  # the version last shown of each incident
 
     def feed(self, pulse: Pulse) -> tuple[Sequence[ShotLocation], Sequence[Incident]]:
         incidents = list(self.pipeline.feed(pulse))
         shots = self.tap.take()
-        return shots, incidents + self._open_versions(shots)
+        return shots, self._closed(incidents) + self._open_versions(shots)
 
     def tick(self) -> tuple[Sequence[ShotLocation], Sequence[Incident]]:
         """Let time pass: completes held shots and closes idle incidents (Pipeline.tick)."""
         incidents = list(self.pipeline.tick())
         shots = self.tap.take()
-        return shots, incidents + self._open_versions(shots)
+        return shots, self._closed(incidents) + self._open_versions(shots)
+
+    def _closed(self, incidents: list[Incident]) -> list[Incident]:
+        for inc in incidents:  # closed: no more preliminary versions of it
+            self._last.pop(inc.incident_id, None)
+            self._shown.pop(inc.incident_id, None)
+            self._rests_on.pop(inc.incident_id, None)
+        return incidents
 
     def _open_versions(self, shots: Sequence[ShotLocation]) -> list[Incident]:
-        """The still-open incidents that these new shots joined (preliminary versions)."""
-        builder = self.pipeline.incident_builder
-        open_incidents = getattr(builder, "open_incidents", None)
-        if not self.preliminary or not shots or open_incidents is None:
+        """Preliminary versions of the incidents that new final shots joined or that changed
+        provisional shots are in."""
+        if not self.preliminary:
             return []
-        new = {s.shot_id for s in shots}
-        frame = self.pipeline.frame
-        out = []
-        for built in open_incidents(created_s=self.pipeline.clock.now()):
-            if not new.intersection(built.shot_ids):
+        changed, retracted = self._drain_provisional(shots)
+        builder = self.pipeline.incident_builder
+        preview = getattr(builder, "preview", None)
+        open_incidents = getattr(builder, "open_incidents", None)
+        now = self.pipeline.clock.now()
+        built: list[Incident] = []
+        if preview is not None and self._tentative:
+            built = list(preview(list(self._tentative.values()), created_s=now))
+        elif open_incidents is not None and shots:
+            built = list(open_incidents(created_s=now))
+        wanted = {s.shot_id for s in shots} | changed
+        out: list[Incident] = []
+        seen_ids = set()
+        for inc in built:
+            seen_ids.add(inc.incident_id)
+            if not wanted.intersection(inc.shot_ids):
                 continue
-            inc = replace(built, extra={**built.extra, "open": True})
-            if inc.lat_deg is None and frame is not None:
-                lat, lon, _ = frame.to_geo(inc.x_m, inc.y_m, 0.0)
-                inc = replace(inc, lat_deg=lat, lon_deg=lon)
-            out.append(inc)
+            resting = {sid for sid in inc.shot_ids if sid in self._tentative}
+            look = (
+                inc.shot_ids,
+                inc.rounds,
+                inc.shooters,
+                round(inc.x_m),
+                round(inc.y_m),
+                bool(resting),
+            )
+            if self._shown.get(inc.incident_id) == look:
+                continue  # a provisional shot grew, the incident did not change
+            self._shown[inc.incident_id] = look
+            extra = {**inc.extra, "open": True}
+            if resting:
+                extra["tentative"] = True
+                self._rests_on[inc.incident_id] = resting
+            else:
+                self._rests_on.pop(inc.incident_id, None)
+            out.append(self._geo(replace(inc, extra=extra)))
+        if retracted:
+            # incidents that rested only on provisional shots now gone: say so once
+            for iid, resting in list(self._rests_on.items()):
+                if iid in seen_ids or not resting & retracted:
+                    continue
+                del self._rests_on[iid]
+                self._shown.pop(iid, None)
+                out.append(self._withdrawn(iid, resting))
         return out
+
+    def _drain_provisional(self, finals: Sequence[ShotLocation]) -> tuple[set[str], set[str]]:
+        """Keep the plausible provisional shots; return the ids that changed and the ids of
+        those retracted (or no longer plausible)."""
+        for s in finals:
+            self._tentative.pop(s.shot_id, None)
+        drain = getattr(self.pipeline.associator, "drain_provisional", None)
+        if drain is None:
+            return set(), set()
+        changed: set[str] = set()
+        gone: set[str] = set()
+        for upd in drain():
+            if upd.final:
+                self._tentative.pop(upd.key, None)
+                continue
+            if upd.retracted or not upd.plausible:
+                if self._tentative.pop(upd.key, None) is not None:
+                    gone.add(upd.key)
+                continue
+            shot = self.pipeline.geo_shot(upd.shot)
+            self._tentative[upd.key] = shot
+            changed.add(upd.key)
+        return changed, gone
+
+    def _withdrawn(self, incident_id: str, shot_ids: set[str]) -> Incident:
+        last = self._last.get(incident_id)
+        assert last is not None
+        return replace(last, extra={**last.extra, "open": True, "withdrawn": True})
+
+    def _geo(self, inc: Incident) -> Incident:
+        frame = self.pipeline.frame
+        if inc.lat_deg is None and frame is not None:
+            lat, lon, _ = frame.to_geo(inc.x_m, inc.y_m, 0.0)
+            inc = replace(inc, lat_deg=lat, lon_deg=lon)
+        self._last[inc.incident_id] = inc
+        return inc
 
 
 async def ticker(

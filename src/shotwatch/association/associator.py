@@ -133,6 +133,8 @@ class Hypothesis:
     final: ShotLocation | None = None
     hold_until_s: float = 0.0
     fitted_n: int = 0
+    judged_n: int = 0
+    plausible: bool = False
     #: a repeat of another hypothesis (another round from the same place): its slot and key,
     #: and the lag of this one's arrivals behind it at every sensor both heard
     parent: tuple[int, str] | None = None
@@ -167,6 +169,9 @@ class ProvisionalShot:
     shot: ShotLocation
     final: bool = False
     retracted: bool = False
+    #: it passes the evidence tests as it stands (what a console may show before the shot is
+    #: final); always True for a final one
+    plausible: bool = False
 
 
 class Associator:
@@ -317,11 +322,26 @@ class Associator:
             hyp = self._hyps.get(slot)
             if hyp is None or hyp.final is not None:
                 continue
-            out.append(ProvisionalShot(hyp.key, hyp.revision, self._provisional_shot(hyp)))
+            shot = self._provisional_shot(hyp)
+            out.append(
+                ProvisionalShot(hyp.key, hyp.revision, shot, plausible=self._plausible(hyp, shot))
+            )
         self._changed.clear()
         out.extend(self._provisional.values())
         self._provisional.clear()
         return out
+
+    def _plausible(self, hyp: Hypothesis, shot: ShotLocation) -> bool:
+        """Would the hypothesis pass the evidence tests as it stands? Judged again only when it
+        has grown by a quarter since the last time (the verdict rarely changes in between)."""
+        n = len(hyp.members)
+        if n < self.nuc_support:
+            return False
+        if hyp.judged_n and n < max(hyp.judged_n + 2, _REGROWTH * hyp.judged_n):
+            return hyp.plausible
+        hyp.judged_n = n
+        hyp.plausible = not self._judge(hyp, shot)
+        return hyp.plausible
 
     @property
     def open_hypotheses(self) -> int:
@@ -704,7 +724,7 @@ class Associator:
         if slot >= len(self._hx):
             self._grow_slots(slot + 1)
         names = sorted(self.store.pulse(h).pulse_id for h in members.values())
-        hyp = Hypothesis(slot, stable_id("hyp", tuple(names)), {}, fit)
+        hyp = Hypothesis(slot, stable_id("shot", tuple(names)), {}, fit)
         self._hyps[slot] = hyp
         self._set_members(hyp, members)
         self.stats.hypotheses += 1
@@ -948,7 +968,7 @@ class Associator:
             self.stats.reject(verdict or "unlocatable")
             self._retract(hyp)
             return
-        shot = self._stamp(shot)
+        shot = self._stamp(shot, hyp.key)
         hyp.final = shot
         hyp.hold_until_s = shot.t0_s + self._wait_s() + self.window_s
         for h in hyp.members.values():
@@ -960,7 +980,9 @@ class Associator:
             st.owner[st.pos(h)] = USED
         self.stats.shots += 1
         self._finals.append(shot)
-        self._provisional[hyp.key] = ProvisionalShot(hyp.key, hyp.revision + 1, shot, final=True)
+        self._provisional[hyp.key] = ProvisionalShot(
+            hyp.key, hyp.revision + 1, shot, final=True, plausible=True
+        )
         self._changed.discard(hyp.slot)
 
     def _final_members(self, hyp: Hypothesis) -> dict[int, int]:
@@ -1139,11 +1161,14 @@ class Associator:
             out[s] = (float(st.t[row]), float(st.level[row]))
         return out
 
-    def _stamp(self, shot: ShotLocation) -> ShotLocation:
+    def _stamp(self, shot: ShotLocation, key: str) -> ShotLocation:
+        """The final shot keeps its hypothesis's key as its id: the provisional versions a
+        console saw, and the incident built on them, keep their ids."""
         prov = shot.provenance
         created = prov.created_s if prov is not None else self._now
         return replace(
             shot,
+            shot_id=key,
             provenance=Provenance.automatic(
                 f"{ALGORITHM}+{prov.algorithm if prov else 'locate'}", VERSION, created
             ),

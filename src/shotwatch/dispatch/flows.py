@@ -100,6 +100,8 @@ def incident_dict(inc: Incident) -> dict[str, Any]:
         "provenance": inc.provenance.to_dict() if inc.provenance else None,
         "notes": list(inc.extra.get("notes", [])),  # type: ignore[call-overload]
         "escalated_to": inc.extra.get("escalated_to"),
+        # still forming: its shots are not final yet (ADR 0017)
+        "forming": bool(inc.extra.get("tentative")),
     }
 
 

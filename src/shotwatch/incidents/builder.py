@@ -217,6 +217,36 @@ class IncidentBuilder:
         shows these as preliminary versions; the same shots give the same incident id."""
         return [self.build(o.shots, created_s=created_s) for o in self._open]
 
+    def preview(self, tentative: list[ShotLocation], *, created_s: float) -> list[Incident]:
+        """The open incidents as they would stand with ``tentative`` shots added (shots still
+        forming: the associator's plausible provisional versions), for each incident that
+        holds at least one of them. Nothing is kept: the final shots come through ``feed``."""
+        st = self.settings
+        groups = [_Open(list(o.shots), o.last_t_s) for o in self._open]
+        touched: list[_Open] = []
+        for shot in sorted(tentative, key=lambda s: s.t0_s):
+            joined = [
+                o
+                for o in groups
+                if shot.t0_s - o.last_t_s <= st.max_gap_s and o.near(shot, st.max_distance_m)
+            ]
+            if not joined:
+                target = _Open()
+                groups.append(target)
+            else:
+                target = joined[0]
+                for other in joined[1:]:
+                    target.shots.extend(other.shots)
+                    target.last_t_s = max(target.last_t_s, other.last_t_s)
+                    groups.remove(other)
+                    if other in touched:
+                        touched.remove(other)
+            target.shots.append(shot)
+            target.last_t_s = max(target.last_t_s, shot.t0_s)
+            if target not in touched:
+                touched.append(target)
+        return [self.build(o.shots, created_s=created_s) for o in touched]
+
     def flush(self) -> list[Incident]:
         """Close every open incident (end of a replay or a shutdown)."""
         return self._close(lambda o: True)
@@ -405,7 +435,9 @@ class IncidentBuilder:
         lats = [s.lat_deg for s in reliable if s.lat_deg is not None]
         lons = [s.lon_deg for s in reliable if s.lon_deg is not None]
         return Incident(
-            incident_id=stable_id("inc", kept[0].shot_id, kept[0].t0_s),
+            # from the first shot's id alone: a shot keeps its id from its first provisional
+            # version to the final one, so the incident keeps its id too
+            incident_id=stable_id("inc", kept[0].shot_id),
             shot_ids=tuple(s.shot_id for s in kept),
             start_s=kept[0].t0_s,
             end_s=kept[-1].t0_s,

@@ -30,6 +30,9 @@ class ReviewState(enum.StrEnum):
     OPEN = "open"
     CONFIRMED = "confirmed"
     DISMISSED = "dismissed"
+    #: the machine took back an incident it had shown while its shots were still forming
+    #: (they did not stand); only before any reviewer decided it
+    WITHDRAWN = "withdrawn"
 
 
 class DismissKind(enum.StrEnum):
@@ -253,6 +256,11 @@ class ReviewBook:
         )
         v = Version(n, inc, None, "automatic update", _author(incident), arrival_s)
         rec.versions.append(v)
+        if incident.extra.get("withdrawn"):
+            if rec.state is ReviewState.OPEN:
+                rec.state = ReviewState.WITHDRAWN
+        elif rec.state is ReviewState.WITHDRAWN:
+            rec.state = ReviewState.OPEN  # its shots came back after all
         return v
 
     # -- people -------------------------------------------------------------------------
