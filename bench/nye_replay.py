@@ -178,13 +178,6 @@ def real_pipeline(cfg: dict[str, Any], frame: LocalFrame, sessions: Any) -> tupl
 
     clock = ScaledClock(cfg["data_origin_s"], cfg["speed"], cfg["wall_origin_s"])
     settings = Settings()
-    settings = settings.model_copy(
-        update={
-            "association": settings.association.model_copy(
-                update={"gate_neighbours": cfg["gate_neighbours"]}
-            )
-        }
-    )
     sensors = [Sensor(serial, x, y, z) for serial, x, y, z in cfg["sensors"]]
     consumer = PipelineConsumer(
         lambda sink: Pipeline(settings, clock, sink, frame=frame, sensors=sensors),
@@ -444,7 +437,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "speed": args.speed,
         "data_origin_s": data_origin,
         "wall_origin_s": wall_origin,
-        "gate_neighbours": args.gate_neighbours,
         "sensors": []
         if network is None
         else [
@@ -717,7 +709,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
             "confirms_refused": confirm_failed[:5],
             "confirms_refused_n": len(confirm_failed),
-            "gate_neighbours": args.gate_neighbours,
             "network_sensors": len(serials),
             "precincts": len(set(console_commands)),
             "consoles_per_incident_mean": (
@@ -824,13 +815,6 @@ def main() -> int:
         "(association, location, incidents); triples: one incident per three reports",
     )
     ap.add_argument("--network-side-m", type=float, default=12_000.0, help="real: network size")
-    ap.add_argument(
-        "--gate-neighbours",
-        type=int,
-        default=24,
-        help="real: association.gate_neighbours (24 is the setting for fireworks-night "
-        "densities, ADR 0100; 0 searches every anchor fully)",
-    )
     ap.add_argument(
         "--startup-s", type=float, default=20.0, help="wall seconds before the night begins"
     )
