@@ -88,18 +88,19 @@ def _reference_best(sc: dict) -> tuple[int, np.ndarray]:
 @pytest.mark.parametrize("seed", range(8))
 def test_compiled_search_matches_the_numpy_reference(seed: int) -> None:
     sc = _scene(seed)
-    sources, support, members, _n, _need, _ = kernels.nucleation_search(
+    sources, support, members, _n, _need, _, _ = kernels.nucleation_search(
         sc["t"],
         sc["anchor"],
         sc["sx"],
         sc["sy"],
         sc["rank"],
         sc["dist"],
+        int(np.sum(sc["rank"] >= 0)),
         sc["ts"],
         sc["ss"],
         sc["owner"],
         np.full(len(sc["ts"]), 10.0),
-        False,
+        0,
         0.25,
         C,
         TOL,

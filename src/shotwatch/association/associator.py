@@ -37,6 +37,7 @@ replay and the live path are one code path.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -82,6 +83,10 @@ _ALWAYS_REFIT = 12
 _REGROWTH = 1.25
 #: The buffer's old pulses are dropped at most this often (stream seconds).
 _EXPIRE_EVERY_S = 0.5
+#: Margin (m) beyond half again a hypothesis's farthest member where final members are sought.
+_REACH_MARGIN_M = 500.0
+#: Votes a hypothesis keeps before those of pulses gone from the window are forgotten.
+_MAX_VOTES = 256
 #: Shortest span (s) over which a neighbour's pulse rate is counted for the chance floor.
 _RATE_SPAN_S = 1.0
 #: Most pulses (nearest sensors first) a new pulse is paired with when nucleating.
@@ -139,8 +144,10 @@ class Hypothesis:
     #: and the lag of this one's arrivals behind it at every sensor both heard
     parent: tuple[int, str] | None = None
     lag_s: float = 0.0
-    #: lags behind this hypothesis of later pulses at its sensors: (lag, sensor, handle, time)
+    #: lags behind this hypothesis of later pulses at its sensors: (lag, sensor, handle, time),
+    #: sorted by lag, and the handles among them
     votes: list[tuple[float, int, int, float]] = field(default_factory=list)
+    vote_handles: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +226,7 @@ class Associator:
         # per sensor, built on first use: neighbour ranks (int16) and distances (float32), so
         # a 2,000-sensor city costs 24 MB
         self._rank_rows: dict[int, tuple[NDArray[np.int16], NDArray[np.float32], float]] = {}
+        self._nb_dist: dict[int, NDArray[np.float32]] = {}
         for s in sensors or ():
             self._add_sensor(s.serial, s.x_m, s.y_m, s.z_m, s)
         # pulses
@@ -263,6 +271,7 @@ class Associator:
         self._sz = np.append(self._sz, z)
         self._sensor_objs.append(obj or Sensor(serial, x, y, z))
         self._rank_rows.clear()
+        self._nb_dist.clear()
         return i
 
     def _neighbours(self, si: int) -> tuple[NDArray[np.int16], NDArray[np.float32], float]:
@@ -559,24 +568,32 @@ class Associator:
             self._add_votes(parent, new)
 
     def _add_votes(self, parent: Hypothesis, new: list[tuple[float, int, int, float]]) -> None:
-        """Record lags behind ``parent``; every lag that now holds ``repeat_support`` sensors
-        starts a repeat of it."""
+        """Record lags behind ``parent`` (kept sorted by lag); every lag that now holds
+        ``repeat_support`` sensors starts a repeat of it."""
         st = self.store
-        horizon = self._now - self.rep_max_lag_s - 1.0
-        seen = {v[2] for v in parent.votes}
-        parent.votes = [v for v in parent.votes if v[3] >= horizon]
-        parent.votes.extend(v for v in new if v[2] not in seen)
+        votes = parent.votes
+        if len(votes) > _MAX_VOTES:  # forget the votes of pulses gone from the window
+            horizon = self._now - self.rep_max_lag_s - 1.0
+            votes[:] = [v for v in votes if v[3] >= horizon]
+            parent.vote_handles = {v[2] for v in votes}
+        fresh = [v for v in new if v[2] not in parent.vote_handles]
+        for v in fresh:
+            insort(votes, v)
+            parent.vote_handles.add(v[2])
         mine = set(parent.members.values())
         tried: list[float] = []
-        for lag, *_ in new:
-            if any(abs(lag - x) <= self.rep_tol_s for x in tried):
+        tol = self.rep_tol_s
+        for lag, *_ in fresh:
+            if any(abs(lag - x) <= tol for x in tried):
                 continue
             tried.append(lag)
+            lo = bisect_left(votes, (lag - tol,))
+            hi = bisect_right(votes, (lag + tol, math.inf))
+            if len({v[1] for v in votes[lo:hi]}) < self.rep_support:
+                continue
             members: dict[int, tuple[float, int]] = {}
-            for v_lag, v_si, v_h, _t in parent.votes:
-                if abs(v_lag - lag) > self.rep_tol_s or v_h in mine:
-                    continue
-                if st.owner[st.pos(v_h)] not in (FREE, CLAIMED):
+            for v_lag, v_si, v_h, _t in votes[lo:hi]:
+                if v_h in mine or st.owner[st.pos(v_h)] not in (FREE, CLAIMED):
                     continue
                 cur = members.get(v_si)
                 if cur is None or abs(v_lag - lag) < abs(cur[0] - lag):
@@ -633,27 +650,30 @@ class Associator:
             handle, si, t, rank, dist, st.t[a:row], st.s[a:row], st.owner[a:row], st.gap[a:row]
         )
         if st.gap[row] >= self.onset_gap_s:
-            done, trains = self._try(probe, onset_only=True)
-            if done or trains == 0:  # with no pulse inside a burst, both searches are one
+            # a burst start: with other burst starts first, then (if pulses inside bursts
+            # could change the answer) with everything
+            done, inside = self._try(probe, mode=1)
+            if done or inside == 0:
                 return
-        self._try(probe, onset_only=False)
+        self._try(probe, mode=0)
 
-    def _try(self, probe: _Probe, *, onset_only: bool) -> tuple[bool, int]:
-        """One search; returns whether it started (or refined) a hypothesis, and how many
-        partner pulses sat inside bursts."""
+    def _try(self, probe: _Probe, *, mode: int) -> tuple[bool, int]:
+        """One search (``mode`` as :func:`kernels.nucleation_search`); returns whether it
+        started (or refined) a hypothesis, and how many partner pulses sat inside bursts."""
         handle, si, t, ts = probe.handle, probe.sensor, probe.t, probe.ts
-        sources, support, members, n_partners, need, trains = kernels.nucleation_search(
+        sources, support, members, n_partners, need, inside, _ = kernels.nucleation_search(
             t,
             si,
             self._sx,
             self._sy,
             probe.rank,
             probe.dist,
+            len(self._neighbour_distances(si)),
             ts,
             probe.ss,
             probe.owner,
             probe.gap,
-            onset_only,
+            mode,
             self.onset_gap_s,
             self.c,
             self.tol_s,
@@ -663,7 +683,7 @@ class Associator:
             _MAX_PARTNERS,
         )
         if n_partners < 2 or support[0] < self.min_sensors:
-            return False, int(trains)
+            return False, int(inside)
         need = max(int(need), self.nuc_support)
         checkers = -1
         base = self.store.pos(handle) - len(ts)  # buffer row of ts[0]
@@ -676,7 +696,15 @@ class Associator:
             rows_q = members[q][members[q] >= 0]
             group = self.store.s[base + rows_q]
             if sup < need:
-                if checkers < 0:  # once per search: the sources lie close together
+                # Enough sensors to check it lie near the source when even the anchor has
+                # ``sup`` neighbours nearer than the source is to it (they are within twice
+                # that of the source); else count them (once per search: the sources are
+                # close together).
+                nb_d = self._neighbour_distances(si)
+                rho = math.hypot(float(sources[q, 0]), float(sources[q, 1]))
+                if len(nb_d) >= sup and rho >= nb_d[sup - 1]:
+                    continue
+                if checkers < 0:
                     checkers = self._checkers(x, y, group)
                 if sup < checkers:
                     continue
@@ -686,8 +714,17 @@ class Associator:
             if len(chosen) < 4 and not self._alone(x, y, chosen):
                 continue
             self._start(chosen, x, y)
-            return True, int(trains)
-        return False, int(trains)
+            return True, int(inside)
+        return False, int(inside)
+
+    def _neighbour_distances(self, si: int) -> NDArray[np.float32]:
+        """Distances of sensor ``si``'s nucleation neighbours, nearest first."""
+        got = self._nb_dist.get(si)
+        if got is None:
+            rank, dist, _ = self._neighbours(si)
+            got = np.sort(dist[rank >= 0])
+            self._nb_dist[si] = got
+        return got
 
     def _checkers(self, x: float, y: float, supporting: NDArray[np.int64]) -> int:
         """How many sensors could check a source at (x, y): all within twice the farthest
@@ -1002,7 +1039,7 @@ class Associator:
         if lags:
             half = 0.5 * min(lags)
             early, late = min(early, half), min(late, half)
-        a, b = st.window(f.t0_s - early, f.t0_s + self._wait_s())
+        a, b = st.window(f.t0_s - early, f.t0_s + self._member_reach_m(hyp) / self.c + late)
         if b <= a:
             return {}
         own = st.owner[a:b]
@@ -1027,6 +1064,17 @@ class Associator:
                     best = int(k[np.argmin(np.abs(tt[k] - want))])
                     out[si] = int(st.handle[rows[best]])
         return out
+
+    def _member_reach_m(self, hyp: Hypothesis) -> float:
+        """How far from the source final members are looked for: half again the farthest
+        sensor that joined it, plus a margin (a source heard to 600 m is not heard at 2 km),
+        within ``max_station_distance_m``. Later arrivals still join the final shot."""
+        f = hyp.fit
+        idx = np.fromiter(hyp.members.keys(), dtype=np.int64)
+        if len(idx) == 0:
+            return self.reach_m
+        d = np.sqrt((self._sx[idx] - f.x_m) ** 2 + (self._sy[idx] - f.y_m) ** 2)
+        return min(self.reach_m, 1.5 * float(d.max()) + _REACH_MARGIN_M)
 
     def _adopt(self, hyp: Hypothesis, members: dict[int, int], shot: ShotLocation) -> None:
         self._set_members(hyp, members)
@@ -1054,7 +1102,18 @@ class Associator:
         if len(heard) < 4 and not self._alone(shot.x_m, shot.y_m, heard):
             return "unverifiable"
         st = self.store
-        a, b = st.window(shot.t0_s - 1.0, shot.t0_s + self._wait_s() + 1.0)
+        # the tests look at sensors out to the farthest that heard it, +-1 s around arrivals
+        h = np.asarray(heard, dtype=np.int64)
+        r_max = float(
+            np.max(
+                np.sqrt(
+                    (self._sx[h] - shot.x_m) ** 2
+                    + (self._sy[h] - shot.y_m) ** 2
+                    + (self._sz[h] - shot.z_m) ** 2
+                )
+            )
+        )
+        a, b = st.window(shot.t0_s - 1.0, shot.t0_s + r_max / self.c + 1.0)
         own = st.owner[a:b]
         env = evidence.Neighbourhood(
             self._sx,

@@ -48,11 +48,12 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
     sy: NDArray[np.float64],
     rank: NDArray[np.int16],
     dist: NDArray[np.float32],
+    n_nb: int,
     ts: NDArray[np.float64],
     ss: NDArray[np.int64],
     owner: NDArray[np.int64],
     gap: NDArray[np.float64],
-    onset_only: bool,
+    mode: int,
     onset_gap_s: float,
     c: float,
     tol_s: float,
@@ -60,31 +61,35 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
     rate_span_s: float,
     alpha: float,
     max_partners: int,
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], int, int, int]:
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], int, int, int, int]:
     """Best sources for a new shot whose latest arrival is the anchor pulse.
 
     ``ts``/``ss``/``owner``/``gap`` are the buffer rows before the anchor (time order);
-    ``rank``/``dist`` the anchor sensor's neighbour ranks (-1: not a neighbour) and distances.
+    ``rank``/``dist`` the anchor sensor's neighbour ranks (-1: not a neighbour, ``n_nb`` of
+    them are neighbours) and distances.
 
-    Returns ``(sources, support, members, n_partners, need, n_inside_bursts)``: up to
+    Returns ``(sources, support, members, n_partners, need, n_inside, onset_only)``: up to
     :data:`TOP` sources
     (rows: x, y relative to the anchor's sensor, origin time, soft score), their agreeing
     sensor counts (anchor included), for each source the buffer row of each neighbour's
     earliest agreeing pulse (-1 where none; columns follow ``partner order``), the number of
     partner pulses used, and ``need``: the agreeing sensors the best of the sources tried
-    must reach before chance is an unlikely explanation; ``n_inside_bursts`` counts the
-    usable partner pulses that are not burst starts (whatever ``onset_only`` says).
+    must reach before chance is an unlikely explanation; ``n_inside`` the usable partner
+    pulses that are not burst starts; ``onset_only`` (0/1) whether burst starts alone were
+    searched. ``mode``: 0 every partner pulse,
+    1 burst starts only (a pulse after ``onset_gap_s`` of quiet on its sensor), 2 burst
+    starts only when the partner pulses inside bursts outnumber them (rapid fire), else all.
     """
     n_rows = ts.shape[0]
-    n_nb = 0
-    for k in range(rank.shape[0]):
-        if rank[k] >= 0:
-            n_nb += 1
-    # neighbour pulse counts for the chance floor, and the usable partner pulses
+    # neighbour pulse counts for the chance floor, and the usable partner pulses: all of
+    # them and the burst starts among them
     counts = np.zeros(max(n_nb, 1))
+    counts_on = np.zeros(max(n_nb, 1))
     spans = np.ones(max(n_nb, 1))
     cand = np.empty(n_rows, dtype=np.int64)
+    cand_on = np.empty(n_rows, dtype=np.int64)
     n_c = 0
+    n_on = 0
     n_inside = 0
     inv_c = 1.0 / c
     for i in range(n_rows):
@@ -92,28 +97,38 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
         r = rank[s]
         if r < 0 or s == s_anchor:
             continue
-        usable_state = owner[i] == _FREE or owner[i] == _CLAIMED
-        if gap[i] < onset_gap_s:
-            if usable_state and t_anchor - ts[i] <= dist[s] * inv_c + tol_s:
-                n_inside += 1
-            if onset_only:
-                continue
+        onset = gap[i] >= onset_gap_s
         dt = t_anchor - ts[i]
         span = max(dist[s] * inv_c + tol_s, rate_span_s)
         spans[r] = span
         if dt <= span:
             counts[r] += 1.0
+            if onset:
+                counts_on[r] += 1.0
         if dt > dist[s] * inv_c + tol_s:
             continue
-        if not usable_state:
+        if owner[i] != _FREE and owner[i] != _CLAIMED:
             continue
         cand[n_c] = i
         n_c += 1
+        if onset:
+            cand_on[n_on] = i
+            n_on += 1
+        else:
+            n_inside += 1
+    # mode 1: burst starts only; mode 2: burst starts only where pulses inside bursts are
+    # the many (rapid fire), else all
+    onset_chosen = 0
+    if mode == 1 or (mode == 2 and n_inside >= max(n_on, 1)):
+        cand = cand_on
+        n_c = n_on
+        counts = counts_on
+        onset_chosen = 1
     sources = np.zeros((TOP, 4))
     support = np.zeros(TOP, dtype=np.int64)
     members = np.full((TOP, max(n_nb, 1)), -1, dtype=np.int64)
     if n_c < 2:
-        return sources, support, members, n_c, 1 << 30, n_inside
+        return sources, support, members, n_c, 1 << 30, n_inside, onset_chosen
     # nearest sensors first, earliest first within a sensor; at most max_partners
     key = np.empty(n_c)
     for k in range(n_c):
@@ -166,19 +181,19 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
             qa = qx * qx + qy * qy - 1.0
             qb = -2.0 * (px * qx + py * qy)
             qc = px * px + py * py
-            roots = np.empty(2)
-            n_roots = 0
+            r_a = -1.0
+            r_b = -1.0
             if abs(qa) < 1e-9:
                 if qb != 0.0:
-                    roots[0] = -qc / qb
-                    n_roots = 1
+                    r_a = -qc / qb
             else:
                 disc = math.sqrt(max(qb * qb - 4.0 * qa * qc, 0.0))
-                roots[0] = (-qb + disc) / (2.0 * qa)
-                roots[1] = (-qb - disc) / (2.0 * qa)
-                n_roots = 1 if abs(roots[0] - roots[1]) < 1e-6 else 2
-            for m in range(n_roots):
-                ra = roots[m]
+                r_a = (-qb + disc) / (2.0 * qa)
+                r_b = (-qb - disc) / (2.0 * qa)
+                if abs(r_a - r_b) < 1e-6:
+                    r_b = -1.0  # a double root: one source
+            for m in range(2):
+                ra = r_a if m == 0 else r_b
                 if not (ra >= 0.0 and ra <= reach_m):
                     continue
                 trials += 1
@@ -227,7 +242,7 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
         if counts[g] > 0:
             p_sum += 1.0 - math.exp(-counts[g] / spans[g] * 2.0 * tol_s)
     need = 3 + _poisson_floor(p_sum, max(trials, 1), alpha, n_nb)
-    return sources, support, members, n, need, n_inside
+    return sources, support, members, n, need, n_inside, onset_chosen
 
 
 @njit(cache=True)
@@ -320,6 +335,7 @@ def warm_up() -> None:
         sy,
         rank,
         dist,
+        3,
         ts,
         ss,
         owner,
