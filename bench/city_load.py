@@ -166,6 +166,7 @@ def feed_timed(
     first_seen: dict[str, float] = {}  # pulse id -> stream time + cpu of its first emission
     final_ms: list[float] = []
     located_ms: list[float] = []
+    latency_of: dict[str, tuple[float, float]] = {}
 
     def took(out: list[Any], stream_now: float, cpu_s: float) -> None:
         for upd in assoc.drain_provisional():
@@ -176,6 +177,7 @@ def feed_timed(
             last = t_of.get(last_id, stream_now)
             final_ms.append((max(stream_now - last, 0.0) + cpu_s) * 1e3)
             located_ms.append(max(first_seen.get(last_id, stream_now + cpu_s) - last, 0.0) * 1e3)
+            latency_of[s.shot_id] = (located_ms[-1], final_ms[-1])
         shots.extend(out)
 
     gc.collect()
@@ -233,6 +235,17 @@ def feed_timed(
         "nucleation_tries": st.nucleation_tries,
         "rejected": dict(st.rejected),
         "association": score,
+    }
+    # the same latencies per kind of emission the shot is (evaluation: from the truth)
+    kinds = {e.event_id: e.kind for e in res.truth.events}
+    by_kind: dict[str, list[float]] = {}
+    for s in shots:
+        ev = shot_event(res, s)
+        if ev is not None and s.shot_id in latency_of:
+            by_kind.setdefault(kinds[ev], []).append(latency_of[s.shot_id][0])
+    metrics["last_pulse_to_located_ms_by_kind"] = {
+        k: {"shots": len(v), "p50": pct(v, 50), "p99": pct(v, 99), "max": pct(v, 100)}
+        for k, v in sorted(by_kind.items())
     }
     return metrics, shots
 

@@ -54,9 +54,9 @@ def enough_heard(
     ``early_s`` before to ``silence_s`` after their predicted arrival?
 
     Among sensors within the median reporting distance at least ``min_fraction`` must have;
-    within the farthest reporting distance a share rising from ``0.75 min_fraction`` (five or
-    more reporting sensors) towards all of them (three), because few arrivals fit almost any
-    chance alignment.
+    within the reporting disk (:func:`_outer_radius`) a share rising from
+    ``0.75 min_fraction`` (five or more reporting sensors) towards all of them (three),
+    because few arrivals fit almost any chance alignment.
 
     A sensor that reported a pulse of some shot in the ``masked_s`` before its predicted
     arrival is left out either way: that shot's reverberation (or the sensor's dead time after
@@ -78,7 +78,7 @@ def enough_heard(
         busy = (dt < -early_s) & (dt >= -masked_s) & env.in_shot
         usable[env.s[busy]] = False
         usable |= responsive
-    r_max = float(d[h].max())
+    r_max = _outer_radius(d[h])
     near = (d <= r_max + 1e-6) & usable
     shortfall = max(0, 5 - len(h))
     need = 0.75 * min_fraction + (1 - 0.75 * min_fraction) * min(1.0, shortfall / 2)
@@ -108,7 +108,7 @@ def beats_chance(
     x, y, z, t0 = source
     d = env.distances(x, y, z)
     h = np.asarray(heard, dtype=np.int64)
-    near = d <= float(d[h].max()) + 1e-6
+    near = d <= _outer_radius(d[h]) + 1e-6
     arrival = t0 + d / env.c_mps
     close = np.abs(env.t - arrival[env.s]) <= rate_span_s
     counts = np.bincount(env.s[close], minlength=len(d)).astype(float)
@@ -118,6 +118,15 @@ def beats_chance(
     mean = float(p.sum())
     sd = math.sqrt(float(np.sum(p * (1.0 - p))))
     return len(h) >= mean + z_sigma * sd
+
+
+def _outer_radius(d_heard: NDArray[np.float64]) -> float:
+    """The reporting disk's radius: the farthest reporting sensor for small sets; for larger
+    ones the 80th percentile, so that one far member (a late path, or a pulse of something
+    else that fitted) cannot pull half the city into the disk."""
+    if len(d_heard) < 6:
+        return float(d_heard.max())
+    return float(np.quantile(d_heard, 0.8))
 
 
 def chance_floor(p: NDArray[np.float64], trials: int, alpha: float) -> int:
