@@ -366,9 +366,13 @@ class Associator:
         time become final, so that where the clock ticks (or how pulses are batched) changes
         when shots come out, never which."""
         pending, self._pending = self._pending, []
-        pending.sort(key=lambda h: self.store.t[self.store.pos(h)])
+        st = self.store
+        if len(pending) > 1:
+            pending.sort(key=lambda h: st.t[st.pos(h)])
         for h in pending:
-            self._finalize_due(float(self.store.t[self.store.pos(h)]))
+            t = float(st.t[st.pos(h)])
+            if t >= self._next_due:
+                self._finalize_due(t)
             if self._attach_repeat(h) or self._attach(h) or self._vote_repeat(h):
                 continue
             self._nucleate(h)
@@ -532,7 +536,10 @@ class Associator:
         row = st.pos(handle)
         si = int(st.s[row])
         t = float(st.t[row])
-        for pslot in sorted(self._at_sensor.get(si, ())):
+        at = self._at_sensor.get(si)
+        if not at:
+            return False
+        for pslot in sorted(at) if len(at) > 1 else at:
             parent = self._hyps.get(pslot)
             if parent is None or len(parent.members) < _REPEAT_PARENT:
                 continue
@@ -649,13 +656,9 @@ class Associator:
         probe = _Probe(
             handle, si, t, rank, dist, st.t[a:row], st.s[a:row], st.owner[a:row], st.gap[a:row]
         )
-        if st.gap[row] >= self.onset_gap_s:
-            # a burst start: with other burst starts first, then (if pulses inside bursts
-            # could change the answer) with everything
-            done, inside = self._try(probe, mode=1)
-            if done or inside == 0:
-                return
-        self._try(probe, mode=0)
+        # a burst start is tried with other burst starts first, then (if pulses inside bursts
+        # could change the answer) with everything, in one search
+        self._try(probe, mode=3 if st.gap[row] >= self.onset_gap_s else 0)
 
     def _try(self, probe: _Probe, *, mode: int) -> tuple[bool, int]:
         """One search (``mode`` as :func:`kernels.nucleation_search`); returns whether it
@@ -682,28 +685,28 @@ class Associator:
             self.nuc_alpha,
             _MAX_PARTNERS,
         )
-        if n_partners < 2 or support[0] < self.min_sensors:
+        sup_list = support.tolist()
+        if n_partners < 2 or sup_list[0] < self.min_sensors:
             return False, int(inside)
         need = max(int(need), self.nuc_support)
+        nb_d = self._neighbour_distances(si)
         checkers = -1
         base = self.store.pos(handle) - len(ts)  # buffer row of ts[0]
         ax, ay = float(self._sx[si]), float(self._sy[si])
-        for q in range(len(support)):
-            sup = int(support[q])
+        for q, sup in enumerate(sup_list):
             if sup < self.min_sensors:
                 break
-            x, y = float(sources[q, 0]) + ax, float(sources[q, 1]) + ay
+            dx, dy = float(sources[q, 0]), float(sources[q, 1])
+            # Enough sensors to check a source with too few sensors lie near it when even the
+            # anchor has ``sup`` neighbours nearer than the source is to it (they are within
+            # twice that of the source); else count them below (once per search: the
+            # sources are close together).
+            if sup < need and len(nb_d) >= sup and math.hypot(dx, dy) >= nb_d[sup - 1]:
+                continue
+            x, y = dx + ax, dy + ay
             rows_q = members[q][members[q] >= 0]
             group = self.store.s[base + rows_q]
             if sup < need:
-                # Enough sensors to check it lie near the source when even the anchor has
-                # ``sup`` neighbours nearer than the source is to it (they are within twice
-                # that of the source); else count them (once per search: the sources are
-                # close together).
-                nb_d = self._neighbour_distances(si)
-                rho = math.hypot(float(sources[q, 0]), float(sources[q, 1]))
-                if len(nb_d) >= sup and rho >= nb_d[sup - 1]:
-                    continue
                 if checkers < 0:
                     checkers = self._checkers(x, y, group)
                 if sup < checkers:

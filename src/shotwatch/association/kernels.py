@@ -116,19 +116,79 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
             n_on += 1
         else:
             n_inside += 1
-    # mode 1: burst starts only; mode 2: burst starts only where pulses inside bursts are
-    # the many (rapid fire), else all
-    onset_chosen = 0
-    if mode == 1 or (mode == 2 and n_inside >= max(n_on, 1)):
-        cand = cand_on
-        n_c = n_on
-        counts = counts_on
-        onset_chosen = 1
+    spans_n = spans[: max(n_nb, 1)]
+    if mode == 1 or mode == 3:  # noqa: PLR1714 (numba compiles plain comparisons)
+        res = _search(
+            t_anchor,
+            s_anchor,
+            sx,
+            sy,
+            rank,
+            n_nb,
+            ts,
+            ss,
+            cand_on,
+            n_on,
+            counts_on,
+            spans_n,
+            c,
+            tol_s,
+            reach_m,
+            alpha,
+            max_partners,
+        )
+        if mode == 1 or n_inside == 0 or res[1][0] >= res[4]:
+            return res[0], res[1], res[2], res[3], res[4], n_inside, 1
+    res = _search(
+        t_anchor,
+        s_anchor,
+        sx,
+        sy,
+        rank,
+        n_nb,
+        ts,
+        ss,
+        cand,
+        n_c,
+        counts,
+        spans_n,
+        c,
+        tol_s,
+        reach_m,
+        alpha,
+        max_partners,
+    )
+    return res[0], res[1], res[2], res[3], res[4], n_inside, 0
+
+
+@njit(cache=True)
+def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
+    t_anchor: float,
+    s_anchor: int,
+    sx: NDArray[np.float64],
+    sy: NDArray[np.float64],
+    rank: NDArray[np.int16],
+    n_nb: int,
+    ts: NDArray[np.float64],
+    ss: NDArray[np.int64],
+    cand: NDArray[np.int64],
+    n_c: int,
+    counts: NDArray[np.float64],
+    spans: NDArray[np.float64],
+    c: float,
+    tol_s: float,
+    reach_m: float,
+    alpha: float,
+    max_partners: int,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], int, int]:
+    """The triple search over the chosen partner rows ``cand[:n_c]`` (see
+    :func:`nucleation_search`)."""
+    inv_c = 1.0 / c
     sources = np.zeros((TOP, 4))
     support = np.zeros(TOP, dtype=np.int64)
     members = np.full((TOP, max(n_nb, 1)), -1, dtype=np.int64)
     if n_c < 2:
-        return sources, support, members, n_c, 1 << 30, n_inside, onset_chosen
+        return sources, support, members, n_c, 1 << 30
     # nearest sensors first, earliest first within a sensor; at most max_partners
     key = np.empty(n_c)
     for k in range(n_c):
@@ -242,7 +302,7 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
         if counts[g] > 0:
             p_sum += 1.0 - math.exp(-counts[g] / spans[g] * 2.0 * tol_s)
     need = 3 + _poisson_floor(p_sum, max(trials, 1), alpha, n_nb)
-    return sources, support, members, n, need, n_inside, onset_chosen
+    return sources, support, members, n, need
 
 
 @njit(cache=True)
