@@ -85,6 +85,8 @@ _REGROWTH = 1.25
 _EXPIRE_EVERY_S = 0.5
 #: Margin (m) beyond half again a hypothesis's farthest member where final members are sought.
 _REACH_MARGIN_M = 500.0
+#: Final and retracted provisional versions kept for drain_provisional() when nobody asks.
+_MAX_UNDRAINED = 10_000
 #: Votes a hypothesis keeps before those of pulses gone from the window are forgotten.
 _MAX_VOTES = 256
 #: Shortest span (s) over which a neighbour's pulse rate is counted for the chance floor.
@@ -1297,6 +1299,9 @@ class Associator:
         if math.isfinite(now) and now - self._last_expire < _EXPIRE_EVERY_S:
             return
         self._last_expire = now
+        # final and retracted versions nobody drained (a replay without a console) go first
+        while len(self._provisional) > _MAX_UNDRAINED:
+            del self._provisional[next(iter(self._provisional))]
         st = self.store
         horizon = now - self.window_s - self._wait_s() if math.isfinite(now) else math.inf
         if self._hyps:
