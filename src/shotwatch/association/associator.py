@@ -150,6 +150,9 @@ class Hypothesis:
     #: sorted by lag, and the handles among them
     votes: list[tuple[float, int, int, float]] = field(default_factory=list)
     vote_handles: set[int] = field(default_factory=set)
+    #: members it needs before later pulses at its sensors are tested as its repeats: fewer
+    #: where fewer sensors lie around it (a sparse network)
+    parent_need: int = _REPEAT_PARENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,9 +412,9 @@ class Associator:
         added = members.keys() - hyp.members.keys()
         for si in added:
             self._at_sensor.setdefault(si, set()).add(hyp.slot)
-        grew_up = len(hyp.members) < _REPEAT_PARENT <= len(members)
+        grew_up = len(hyp.members) < hyp.parent_need <= len(members)
         hyp.members = dict(members)
-        if hyp.final is None and len(members) >= _REPEAT_PARENT and (added or grew_up):
+        if hyp.final is None and len(members) >= hyp.parent_need and (added or grew_up):
             self._backfill_votes(hyp, list(members) if grew_up else added)
 
     # .................................................................. attach
@@ -543,7 +546,7 @@ class Associator:
             return False
         for pslot in sorted(at) if len(at) > 1 else at:
             parent = self._hyps.get(pslot)
-            if parent is None or len(parent.members) < _REPEAT_PARENT:
+            if parent is None or len(parent.members) < parent.parent_need:
                 continue
             a_t = self._template(parent, si)
             if a_t is None:
@@ -598,7 +601,8 @@ class Associator:
             tried.append(lag)
             lo = bisect_left(votes, (lag - tol,))
             hi = bisect_right(votes, (lag + tol, math.inf))
-            if len({v[1] for v in votes[lo:hi]}) < self.rep_support:
+            need = min(self.rep_support, parent.parent_need)
+            if len({v[1] for v in votes[lo:hi]}) < need:
                 continue
             members: dict[int, tuple[float, int]] = {}
             for v_lag, v_si, v_h, _t in votes[lo:hi]:
@@ -607,7 +611,7 @@ class Associator:
                 cur = members.get(v_si)
                 if cur is None or abs(v_lag - lag) < abs(cur[0] - lag):
                     members[v_si] = (v_lag, v_h)
-            if len(members) >= self.rep_support:
+            if len(members) >= need:
                 lags = [m[0] for m in members.values()]
                 self._start_repeat(
                     parent, {k: m[1] for k, m in members.items()}, float(np.median(lags))
@@ -767,6 +771,9 @@ class Associator:
             self._grow_slots(slot + 1)
         names = sorted(self.store.pulse(h).pulse_id for h in members.values())
         hyp = Hypothesis(slot, stable_id("shot", tuple(names)), {}, fit)
+        idx = np.fromiter(members.keys(), dtype=np.int64)
+        around = self._checkers(fit.x_m, fit.y_m, idx)
+        hyp.parent_need = min(_REPEAT_PARENT, max(self.min_sensors, around))
         self._hyps[slot] = hyp
         self._set_members(hyp, members)
         self.stats.hypotheses += 1
@@ -1142,11 +1149,11 @@ class Associator:
             return "silent_neighbours"
         chance_heard, chance_window = heard, self._chance_window_s(shot, out)
         parent = self._parent_of(hyp)
-        if parent is not None and len(parent.members) >= _REPEAT_PARENT:
+        if parent is not None and len(parent.members) >= parent.parent_need:
             # a repeat is tested on its lag behind the parent, where the paths' own errors
             # cancel: only the sensors that hold the lag, in the repeat tolerance
             on_template = self._on_template(hyp, parent)
-            if len(on_template) >= self.rep_support:
+            if len(on_template) >= min(self.rep_support, parent.parent_need):
                 chance_heard = on_template
                 chance_window = 2.0 * self.rep_tol_s
         if not evidence.beats_chance(
