@@ -284,6 +284,6 @@ def test_repeats_are_found_by_their_lag() -> None:
     sensors, pulses, truth = _rapid_fire(23)
     with_rep, _ = associate_all(pulses, settings=Settings(), c_mps=C, sensors=sensors)
     without, _ = associate_all(
-        pulses, settings=_with_assoc(repeat_support=64), c_mps=C, sensors=sensors
+        pulses, settings=_with_assoc(repeat_tolerance_s=1e-7), c_mps=C, sensors=sensors
     )
     assert _match(with_rep, truth) > _match(without, truth)
