@@ -400,7 +400,13 @@ class Associator:
             if self.store.owner[row] == CLAIMED:
                 self.store.owner[row] = FREE
 
-    def _set_members(self, hyp: Hypothesis, members: dict[int, int]) -> None:
+    def _set_members(
+        self, hyp: Hypothesis, members: dict[int, int], *, backfill: bool = True
+    ) -> None:
+        """Change a hypothesis's members (claims and the per-sensor index follow). With
+        ``backfill``, pulses already in the buffer after a new member's arrival are tested as
+        repeats of it; a pulse joining as it arrives is the newest at its sensor, so there is
+        nothing to test."""
         old = set(hyp.members.values())
         new = set(members.values())
         for h in old - new:
@@ -414,7 +420,11 @@ class Associator:
             self._at_sensor.setdefault(si, set()).add(hyp.slot)
         grew_up = len(hyp.members) < hyp.parent_need <= len(members)
         hyp.members = dict(members)
-        if hyp.final is None and len(members) >= hyp.parent_need and (added or grew_up):
+        if (
+            hyp.final is None
+            and len(members) >= hyp.parent_need
+            and (grew_up or (backfill and added))
+        ):
             self._backfill_votes(hyp, list(members) if grew_up else added)
 
     # .................................................................. attach
@@ -465,7 +475,7 @@ class Associator:
             members[si] = handle
             if old is not None:
                 self.stats.replaced += 1
-            self._set_members(hyp, members)
+            self._set_members(hyp, members, backfill=False)
             if old is not None and old not in self._claims:
                 # an earlier arrival replaced it: the later pulse was an echo of this shot
                 st.owner[st.pos(old)] = SPENT
@@ -1019,7 +1029,8 @@ class Associator:
             return
         shot = self._stamp(shot, hyp.key)
         hyp.final = shot
-        hyp.hold_until_s = shot.t0_s + self._wait_s() + self.window_s
+        # held while late members may still come and later rounds may still repeat it
+        hyp.hold_until_s = shot.t0_s + self._wait_s() + self.rep_max_lag_s
         for h in hyp.members.values():
             for slot in list(self._claims.get(h, ())):
                 other = self._hyps[slot]
