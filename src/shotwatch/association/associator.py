@@ -984,7 +984,11 @@ class Associator:
         created = now if math.isfinite(now) else self._now
         verdict = ""
         shot: ShotLocation | None = None
-        for _ in range(3):
+        if hyp.judged_n == len(hyp.members) and not hyp.plausible:
+            # judged as it stands since its last member (a console asked): a refresh of its
+            # members rarely saves it; judge it once more on that before paying for one
+            verdict = self._judge(hyp, self._provisional_shot(hyp))
+        for _ in range(0 if verdict else 3):
             members = self._final_members(hyp)
             if len(members) < self.min_sensors:
                 verdict = "too_few_sensors"
