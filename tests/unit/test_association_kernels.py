@@ -60,7 +60,8 @@ def _scene(seed: int) -> dict[str, object]:
 
 def _reference_best(sc: dict) -> tuple[int, np.ndarray]:
     """Best support and its source, with numpy: usable partners within physical reach,
-    nearest 24, every pair -> triple_sources -> distinct agreeing sensors."""
+    nearest 24, every pair of the nearest 16 -> triple_sources -> distinct agreeing
+    sensors among all 24."""
     sx, sy, a, t = sc["sx"], sc["sy"], sc["anchor"], sc["t"]
     ts, ss, own, rank, dist = sc["ts"], sc["ss"], sc["owner"], sc["rank"], sc["dist"]
     ok = (rank[ss] >= 0) & ((own == FREE) | (own == CLAIMED))
@@ -70,7 +71,8 @@ def _reference_best(sc: dict) -> tuple[int, np.ndarray]:
     idx = idx[np.argsort(key[idx])][:24]
     ts, ss = ts[idx], ss[idx]
     rx, ry = sx[ss] - sx[a], sy[ss] - sy[a]
-    ii, jj = np.triu_indices(len(idx), 1)
+    # triples from the nearest PAIR_PARTNERS partner pulses, support over all of them
+    ii, jj = np.triu_indices(min(len(idx), kernels.PAIR_PARTNERS), 1)
     keep = ss[ii] != ss[jj]
     keep &= np.abs(ts[ii] - ts[jj]) <= np.hypot(rx[ii] - rx[jj], ry[ii] - ry[jj]) / C + 2 * TOL
     ii, jj = ii[keep], jj[keep]

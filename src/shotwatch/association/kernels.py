@@ -25,6 +25,8 @@ _CLAIMED = -4
 
 #: Sources kept by the search, best first.
 TOP = 4
+#: Partner pulses (nearest sensors first) that the triples are made of.
+PAIR_PARTNERS = 16
 
 
 @njit(cache=True)
@@ -214,8 +216,12 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
     best_row = np.empty(n_nb, dtype=np.int64)
     sig = 0.5 * tol_s
     trials = 0
-    for i in range(n):
-        for j in range(i + 1, n):
+    # triples are formed from the nearest ``PAIR_PARTNERS`` partner pulses (a real source's
+    # earlier arrivals are at the sensors nearest it, so two of them are among these);
+    # support is counted over all of them
+    n_pair = min(n, PAIR_PARTNERS)
+    for i in range(n_pair):
+        for j in range(i + 1, n_pair):
             if grp[i] == grp[j]:
                 continue
             # two pulses of one source differ by no more than their sensors' distance
