@@ -142,6 +142,7 @@ class Hypothesis:
     fitted_n: int = 0
     judged_n: int = 0
     plausible: bool = False
+    shown: bool = False
     #: a repeat of another hypothesis (another round from the same place): its slot and key,
     #: and the lag of this one's arrivals behind it at every sensor both heard
     parent: tuple[int, str] | None = None
@@ -330,31 +331,36 @@ class Associator:
         return self._take_finals()
 
     def drain_provisional(self) -> list[ProvisionalShot]:
-        """Hypotheses created, grown, finalized or retracted since the last call."""
+        """Since the last call: every hypothesis created or grown that passes the evidence
+        tests as it stands (what a console may show before the shot is final), and the final
+        or retracted end of those shown. A hypothesis that has not (yet) passed is not shown."""
         out: list[ProvisionalShot] = []
         for slot in sorted(self._changed):
             hyp = self._hyps.get(slot)
-            if hyp is None or hyp.final is not None:
+            if hyp is None or hyp.final is not None or not self._plausible(hyp):
                 continue
-            shot = self._provisional_shot(hyp)
+            hyp.shown = True
             out.append(
-                ProvisionalShot(hyp.key, hyp.revision, shot, plausible=self._plausible(hyp, shot))
+                ProvisionalShot(hyp.key, hyp.revision, self._provisional_shot(hyp), plausible=True)
             )
         self._changed.clear()
         out.extend(self._provisional.values())
         self._provisional.clear()
         return out
 
-    def _plausible(self, hyp: Hypothesis, shot: ShotLocation) -> bool:
-        """Would the hypothesis pass the evidence tests as it stands? Judged again only when it
-        has grown by a quarter since the last time (the verdict rarely changes in between)."""
+    def _plausible(self, hyp: Hypothesis) -> bool:
+        """Would the hypothesis pass the evidence tests as it stands? Once it has, it stays
+        shown until final or retracted; one that has not is judged again when it has grown
+        by half (the verdict rarely changes in between)."""
         n = len(hyp.members)
+        if hyp.plausible:
+            return True
         if n < self.nuc_support:
             return False
-        if hyp.judged_n and n < max(hyp.judged_n + 2, _REGROWTH * hyp.judged_n):
-            return hyp.plausible
+        if hyp.judged_n and n < max(hyp.judged_n + 2, 1.5 * hyp.judged_n):
+            return False
         hyp.judged_n = n
-        hyp.plausible = not self._judge(hyp, shot)
+        hyp.plausible = not self._judge(hyp, self._provisional_shot(hyp))
         return hyp.plausible
 
     @property
@@ -984,7 +990,7 @@ class Associator:
         created = now if math.isfinite(now) else self._now
         verdict = ""
         shot: ShotLocation | None = None
-        if hyp.judged_n == len(hyp.members) and not hyp.plausible:
+        if hyp.judged_n and hyp.judged_n == len(hyp.members) and not hyp.plausible:
             # judged as it stands since its last member (a console asked): a refresh of its
             # members rarely saves it; judge it once more on that before paying for one
             verdict = self._judge(hyp, self._provisional_shot(hyp))
@@ -1261,9 +1267,10 @@ class Associator:
         )
 
     def _retract(self, hyp: Hypothesis) -> None:
-        self._provisional[hyp.key] = ProvisionalShot(
-            hyp.key, hyp.revision + 1, self._provisional_shot(hyp), retracted=True
-        )
+        if hyp.shown:  # a console may show it: say it is gone
+            self._provisional[hyp.key] = ProvisionalShot(
+                hyp.key, hyp.revision + 1, self._provisional_shot(hyp), retracted=True
+            )
         self._set_members(hyp, {})
         self._changed.discard(hyp.slot)
         self._drop(hyp)
