@@ -55,7 +55,7 @@ from bench.shot_network import ShotNetwork, TruthShot, match
 from shotwatch.api.app import create_app
 from shotwatch.api.auth import UserRegistry
 from shotwatch.api.build import build_server
-from shotwatch.core.clock import SystemClock
+from shotwatch.core.clock import ScaledClock, SystemClock
 from shotwatch.core.geo import LocalFrame
 from shotwatch.core.model import iso_utc
 from shotwatch.core.settings import DispatchSettings
@@ -425,10 +425,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             body = signers[r.serial].report(f, snippet, SR, r.arrival_s - 1.0)[1]
             prepared.append((t_send, n, r.serial, body))
     wall_origin = time.time() + args.startup_s
+    hook_now = ScaledClock(data_origin, args.speed, wall_origin).now if real else SystemClock().now
 
     async def hook(request: Request) -> Response:
         body = await request.body()
-        verify_signature(SECRET, request.headers.get(SIGNATURE_HEADER), body, now_s=time.time())
+        # the server signs on its own clock: in a replay of the real pipeline, replay time
+        verify_signature(SECRET, request.headers.get(SIGNATURE_HEADER), body, now_s=hook_now())
         received[json.loads(body)["incident_id"]] = time.perf_counter()
         return Response(status_code=204)
 
