@@ -207,6 +207,7 @@ class Associator:
         self.min_sensors = max(a.min_sensors, 3)
         self.reach_m = a.max_station_distance_m
         self.tol_s = a.pick_tolerance_s
+        self.rel = a.propagation_error
         self.early_s = a.early_tolerance_s
         self.late_s = a.late_tolerance_s
         self.nb_k = a.nucleation_neighbours
@@ -455,6 +456,7 @@ class Associator:
             self.c,
             self.early_s,
             self.late_s,
+            self.rel,
             _TRIAL_S,
             self.reach_m,
         )
@@ -671,7 +673,7 @@ class Associator:
         rank, dist, far = self._neighbours(si)
         if far <= 0.0:
             return
-        a, _ = st.window(t - max(far / self.c + self.tol_s, _RATE_SPAN_S), t)
+        a, _ = st.window(t - max(far / self.c * (1.0 + self.rel) + self.tol_s, _RATE_SPAN_S), t)
         if row - a < 2:
             return
         self.stats.nucleation_tries += 1
@@ -691,6 +693,7 @@ class Associator:
             si,
             self._sx,
             self._sy,
+            self._sz,
             probe.rank,
             probe.dist,
             len(self._neighbour_distances(si)),
@@ -702,6 +705,7 @@ class Associator:
             self.onset_gap_s,
             self.c,
             self.tol_s,
+            self.rel,
             self.reach_m,
             _RATE_SPAN_S,
             self.nuc_alpha,
@@ -1072,7 +1076,8 @@ class Associator:
         if lags:
             half = 0.5 * min(lags)
             early, late = min(early, half), min(late, half)
-        a, b = st.window(f.t0_s - early, f.t0_s + self._member_reach_m(hyp) / self.c + late)
+        reach = self._member_reach_m(hyp)
+        a, b = st.window(f.t0_s - early, f.t0_s + reach / self.c * (1.0 + self.rel) + late)
         if b <= a:
             return {}
         own = st.owner[a:b]
@@ -1082,7 +1087,8 @@ class Associator:
             (self._sx[ss] - f.x_m) ** 2 + (self._sy[ss] - f.y_m) ** 2 + (self._sz[ss] - f.z_m) ** 2
         )
         r = st.t[rows] - f.t0_s - d / self.c
-        ok = (r >= -early) & (r <= late) & (d <= self.reach_m)
+        model = self.rel * d / self.c  # what the propagation model may be off on the path
+        ok = (r >= -early - model) & (r <= late + model) & (d <= self.reach_m)
         out: dict[int, int] = {}
         for j in np.flatnonzero(ok):
             out.setdefault(int(ss[j]), int(st.handle[rows[j]]))

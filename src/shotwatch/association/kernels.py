@@ -48,6 +48,7 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
     s_anchor: int,
     sx: NDArray[np.float64],
     sy: NDArray[np.float64],
+    sz: NDArray[np.float64],
     rank: NDArray[np.int16],
     dist: NDArray[np.float32],
     n_nb: int,
@@ -59,6 +60,7 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
     onset_gap_s: float,
     c: float,
     tol_s: float,
+    rel: float,
     reach_m: float,
     rate_span_s: float,
     alpha: float,
@@ -68,7 +70,10 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
 
     ``ts``/``ss``/``owner``/``gap`` are the buffer rows before the anchor (time order);
     ``rank``/``dist`` the anchor sensor's neighbour ranks (-1: not a neighbour, ``n_nb`` of
-    them are neighbours) and distances.
+    them are neighbours) and distances. A pulse agrees with a source when its origin time is
+    within ``tol_s`` plus ``rel`` times the sound's travel time between its sensor and the
+    anchor's: what wind (w) or a speed-of-sound error (dc) changes between two paths from
+    one source is at most (|w| + |dc|) / c of that, wherever the source is.
 
     Returns ``(sources, support, members, n_partners, need, n_inside, onset_only)``: up to
     :data:`TOP` sources
@@ -88,6 +93,7 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
     counts = np.zeros(max(n_nb, 1))
     counts_on = np.zeros(max(n_nb, 1))
     spans = np.ones(max(n_nb, 1))
+    halfw = np.full(max(n_nb, 1), tol_s)
     cand = np.empty(n_rows, dtype=np.int64)
     cand_on = np.empty(n_rows, dtype=np.int64)
     n_c = 0
@@ -101,13 +107,15 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
             continue
         onset = gap[i] >= onset_gap_s
         dt = t_anchor - ts[i]
-        span = max(dist[s] * inv_c + tol_s, rate_span_s)
+        reach = dist[s] * inv_c * (1.0 + rel) + tol_s
+        span = max(reach, rate_span_s)
         spans[r] = span
+        halfw[r] = tol_s + rel * dist[s] * inv_c
         if dt <= span:
             counts[r] += 1.0
             if onset:
                 counts_on[r] += 1.0
-        if dt > dist[s] * inv_c + tol_s:
+        if dt > reach:
             continue
         if owner[i] != _FREE and owner[i] != _CLAIMED:
             continue
@@ -119,12 +127,14 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
         else:
             n_inside += 1
     spans_n = spans[: max(n_nb, 1)]
+    halfw_n = halfw[: max(n_nb, 1)]
     if mode == 1 or mode == 3:  # noqa: PLR1714 (numba compiles plain comparisons)
         res = _search(
             t_anchor,
             s_anchor,
             sx,
             sy,
+            sz,
             rank,
             n_nb,
             ts,
@@ -133,8 +143,10 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
             n_on,
             counts_on,
             spans_n,
+            halfw_n,
             c,
             tol_s,
+            rel,
             reach_m,
             alpha,
             max_partners,
@@ -146,6 +158,7 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
         s_anchor,
         sx,
         sy,
+        sz,
         rank,
         n_nb,
         ts,
@@ -154,8 +167,10 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
         n_c,
         counts,
         spans_n,
+        halfw_n,
         c,
         tol_s,
+        rel,
         reach_m,
         alpha,
         max_partners,
@@ -169,6 +184,7 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
     s_anchor: int,
     sx: NDArray[np.float64],
     sy: NDArray[np.float64],
+    sz: NDArray[np.float64],
     rank: NDArray[np.int16],
     n_nb: int,
     ts: NDArray[np.float64],
@@ -177,8 +193,10 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
     n_c: int,
     counts: NDArray[np.float64],
     spans: NDArray[np.float64],
+    halfw: NDArray[np.float64],
     c: float,
     tol_s: float,
+    rel: float,
     reach_m: float,
     alpha: float,
     max_partners: int,
@@ -203,8 +221,11 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
     rx = np.empty(n)
     ry = np.empty(n)
     tt = np.empty(n)
+    rz = np.empty(n)
+    width = np.empty(n)
     ax = sx[s_anchor]
     ay = sy[s_anchor]
+    az = sz[s_anchor]
     for k in range(n):
         i = cand[order[k]]
         rows[k] = i
@@ -212,9 +233,10 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
         rx[k] = sx[ss[i]] - ax
         ry[k] = sy[ss[i]] - ay
         tt[k] = ts[i]
+        rz[k] = sz[ss[i]]
+        width[k] = tol_s + rel * math.hypot(rx[k], ry[k]) * inv_c
     best_dev = np.empty(n_nb)
     best_row = np.empty(n_nb, dtype=np.int64)
-    sig = 0.5 * tol_s
     trials = 0
     # triples are formed from the nearest ``PAIR_PARTNERS`` partner pulses (a real source's
     # earlier arrivals are at the sensors nearest it, so two of them are among these);
@@ -226,7 +248,7 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
                 continue
             # two pulses of one source differ by no more than their sensors' distance
             apart = math.hypot(rx[i] - rx[j], ry[i] - ry[j])
-            if abs(tt[i] - tt[j]) > apart * inv_c + 2 * tol_s:
+            if abs(tt[i] - tt[j]) > apart * inv_c * (1.0 + rel) + 2 * tol_s:
                 continue
             bx = rx[i]
             by = ry[i]
@@ -265,25 +287,28 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
                 trials += 1
                 x = px - ra * qx
                 y = py - ra * qy
-                o = t_anchor - ra * inv_c
+                # the source at the height of the nearer partner's sensor
+                z0 = rz[i] if tt[i] <= tt[j] else rz[j]
+                o = t_anchor - math.sqrt(ra * ra + (az - z0) ** 2) * inv_c
                 for g in range(n_nb):
                     best_dev[g] = 1e9
                     best_row[g] = -1
                 for k in range(n):
-                    d = math.sqrt((x - rx[k]) ** 2 + (y - ry[k]) ** 2)
-                    dev = abs(tt[k] - d * inv_c - o)
+                    d = math.sqrt((x - rx[k]) ** 2 + (y - ry[k]) ** 2 + (rz[k] - z0) ** 2)
+                    # in units of what the picks and the model may be off
+                    dev = abs(tt[k] - d * inv_c - o) / width[k]
                     g = grp[k]
                     # the earliest agreeing pulse of a sensor is its member; the best
                     # agreement its score
-                    if dev <= tol_s and best_row[g] < 0:
+                    if dev <= 1.0 and best_row[g] < 0:
                         best_row[g] = k
                     best_dev[g] = min(best_dev[g], dev)
                 sup = 1
                 soft = 1.0
                 for g in range(n_nb):
-                    if best_dev[g] <= tol_s:
+                    if best_dev[g] <= 1.0:
                         sup += 1
-                        soft += math.exp(-0.5 * (best_dev[g] / sig) ** 2)
+                        soft += math.exp(-2.0 * best_dev[g] ** 2)
                 # keep the TOP best by (support, soft)
                 pos = TOP
                 while pos > 0 and (
@@ -306,7 +331,7 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
     p_sum = 0.0
     for g in range(n_nb):
         if counts[g] > 0:
-            p_sum += 1.0 - math.exp(-counts[g] / spans[g] * 2.0 * tol_s)
+            p_sum += 1.0 - math.exp(-counts[g] / spans[g] * 2.0 * halfw[g])
     need = 3 + _poisson_floor(p_sum, max(trials, 1), alpha, n_nb)
     return sources, support, members, n, need
 
@@ -350,12 +375,14 @@ def attach_candidates(  # noqa: PLR0917 (compiled: numba passes arguments by pos
     c: float,
     early_s: float,
     late_s: float,
+    rel: float,
     trial_s: float,
     reach_m: float,
 ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     """Hypothesis slots a pulse at ``(x, y, z)``, time ``t``, might join: those whose
     predicted arrival is within ``trial_s`` (plus their slack). Ordered: strict fits (inside
-    ``[-early_s, late_s]`` plus slack) first, each group by residual relative to its window."""
+    ``[-early_s, late_s]`` plus slack, plus ``rel`` of the travel time: what the propagation
+    model may be off on that path) first, each group by residual relative to its window."""
     n = hx.shape[0]
     slots = np.empty(n, dtype=np.int64)
     key = np.empty(n)
@@ -369,7 +396,7 @@ def attach_candidates(  # noqa: PLR0917 (compiled: numba passes arguments by pos
         if d > reach_m:
             continue
         r = t - ht0[k] - d * inv_c
-        sl = hslack[k]
+        sl = hslack[k] + rel * d * inv_c
         if abs(r) > trial_s + sl:
             continue
         ok = -early_s - sl <= r <= late_s + sl
@@ -388,6 +415,7 @@ def warm_up() -> None:
     first pulse of a live stream does not pay for it."""
     sx = np.array([0.0, 300.0, 0.0, 300.0])
     sy = np.array([0.0, 0.0, 300.0, 300.0])
+    sz = np.zeros(4)
     rank = np.array([-1, 0, 1, 2], dtype=np.int16)
     dist = np.array([0.0, 300.0, 300.0, 424.0], dtype=np.float32)
     ts = np.array([0.1, 0.2, 0.3])
@@ -399,6 +427,7 @@ def warm_up() -> None:
         0,
         sx,
         sy,
+        sz,
         rank,
         dist,
         3,
@@ -406,10 +435,11 @@ def warm_up() -> None:
         ss,
         owner,
         gap,
-        False,
+        0,
         0.25,
         343.0,
         0.008,
+        0.005,
         2500.0,
         1.0,
         0.3,
@@ -432,6 +462,7 @@ def warm_up() -> None:
         343.0,
         0.015,
         0.03,
+        0.005,
         0.15,
         2500.0,
     )

@@ -70,6 +70,15 @@ class AssociationSettings(Section):
         description="Origin-time agreement that counts a sensor as supporting a new shot "
         "(pick error plus what the propagation model leaves out between near sensors).",
     )
+    propagation_error: float = Field(
+        0.005,
+        ge=0,
+        le=0.05,
+        description="Share of a path's travel time by which the straight-ray, still-air "
+        "model may be off (wind, temperature, terrain): a pulse also agrees with a new shot "
+        "within this share of the longer of its and the latest arrival's travel times. "
+        "0.005 is 1.7 m/s of wind along the path or 3 degC of temperature error.",
+    )
     early_tolerance_s: float = Field(
         0.015,
         ge=0,
