@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from shotwatch.association import associate_all
+from shotwatch.association.calibration import pair_excess, propagation_error_from
 from shotwatch.core.acoustics import speed_of_sound_mps
 from shotwatch.core.model import Pulse, Sensor, ShotLocation
 from shotwatch.core.settings import Settings
@@ -50,6 +51,43 @@ def own_shots(
     """The product path: our association (ADR 0015)."""
     shots, _ = associate_all(pulses, settings=settings, c_mps=c, dims=dims, sensors=sensors)
     return shots
+
+
+def calibrated_settings(
+    tests: list[TestData], settings: Settings, dims: int
+) -> tuple[dict[str, Settings], dict[str, Any]]:
+    """Per firing position: ``settings`` with ``propagation_error`` measured from our own
+    located shots at the OTHER positions (the network calibrating itself from its history;
+    no truth is read). Returns the settings per position and what each value rests on."""
+    tol = settings.association.pick_tolerance_s
+    excess: dict[str, list[float]] = {}
+    n_shots: dict[str, int] = {}
+    for test in tests:
+        c = _c(test, settings)
+        fp = test.name.split("/")[0]
+        for shot in own_shots(test.pulses, list(test.sensors.values()), settings, c, dims):
+            e = pair_excess(shot, test.sensors, c_mps=c, pick_tolerance_s=tol)
+            excess.setdefault(fp, []).extend(e)
+            n_shots[fp] = n_shots.get(fp, 0) + bool(e)
+    out: dict[str, Settings] = {}
+    info: dict[str, Any] = {}
+    for fp in sorted(excess):
+        cal = propagation_error_from(
+            (x for f, v in excess.items() if f != fp for x in v),
+            shots=sum(n for f, n in n_shots.items() if f != fp),
+        )
+        value = cal.propagation_error if cal is not None else 0.0
+        out[fp] = settings.model_copy(
+            update={
+                "association": settings.association.model_copy(update={"propagation_error": value})
+            }
+        )
+        info[fp] = (
+            {"propagation_error": value, "shots": cal.shots, "pairs": cal.pairs}
+            if cal is not None
+            else {"propagation_error": 0.0, "shots": 0, "pairs": 0}
+        )
+    return out, info
 
 
 def _c(test: TestData, settings: Settings) -> float:
@@ -81,7 +119,10 @@ def summarise(errors: list[float], fired: int, spurious: int) -> dict[str, Any]:
     }
 
 
-def run_full(tests: list[TestData], settings: Settings, dims: int) -> dict[str, Any]:
+def run_full(
+    tests: list[TestData], settings: Settings | dict[str, Settings], dims: int
+) -> dict[str, Any]:
+    """All pulses, own association; ``settings`` for all tests or per firing position."""
     per_fp: dict[str, dict[str, Any]] = {}
     all_err: list[float] = []
     fired = spurious = 0
@@ -89,14 +130,15 @@ def run_full(tests: list[TestData], settings: Settings, dims: int) -> dict[str, 
     t_assoc = 0.0
     n_pulses = 0
     for test in tests:
-        c = _c(test, settings)
+        fp = test.name.split("/")[0]
+        fp_settings = settings if isinstance(settings, Settings) else settings[fp]
+        c = _c(test, fp_settings)
         t1 = time.perf_counter()
-        shots = own_shots(test.pulses, list(test.sensors.values()), settings, c, dims)
+        shots = own_shots(test.pulses, list(test.sensors.values()), fp_settings, c, dims)
         t_assoc += time.perf_counter() - t1
         n_pulses += len(test.pulses)
         truth, rounds, groups = _truth(test)
         sc = score_test(shots, truth, rounds)
-        fp = test.name.split("/")[0]
         d = per_fp.setdefault(fp, {"err": [], "fired": 0, "spurious": 0, "ref": []})
         d["err"] += sc["located"]
         d["fired"] += rounds
@@ -108,7 +150,7 @@ def run_full(tests: list[TestData], settings: Settings, dims: int) -> dict[str, 
         by_id = {p.pulse_id: p for p in test.pulses}
         for g in groups:
             ps = [by_id[u] for u in g if u in by_id]
-            s = locate(ps, c_mps=c, dims=dims, settings=settings.location)
+            s = locate(ps, c_mps=c, dims=dims, settings=fp_settings.location)
             if s is not None:
                 e = math.hypot(s.x_m - truth[0], s.y_m - truth[1])
                 ref_err.append(e)
@@ -341,6 +383,12 @@ def main(argv: list[str] | None = None) -> int:
         full = run_full(tests, settings, args.dims)
         full.pop("errors")
         result["all_pulses"] = full
+        # the deployment's way: propagation_error measured from its own located shots
+        # (here at the other firing positions; no truth), ADR 0018
+        per, info = calibrated_settings(list(read_tree(args.data)), settings, args.dims)
+        cal = run_full(tests, per, args.dims)
+        cal.pop("errors")
+        result["all_pulses_calibrated"] = {"calibration": info, **cal}
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     json.dump(result, sys.stdout, indent=2)
     print()

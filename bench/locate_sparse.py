@@ -10,9 +10,11 @@ Two cuts are measured:
   set has two exact solutions; a silent sensor near one of them speaks against it).
 * ``only_n``: nothing but the N kept sensors' pulses (no silence evidence at all).
 
-Our own association runs on all pulses of the cut (echoes and noise included). A shot counts
-as located when it is within 25 m; the share within 15 m is over the rounds fired. The
-reference is our locator given the vendor's grouping cut to the same N sensors.
+Our own association runs on all pulses of the cut (echoes and noise included), with the
+``propagation_error`` each held-out firing position gets from our own located shots at the
+other positions on the full network (no truth; ``--no-calibrate`` for the default). A shot
+counts as located when it is within 25 m; the share within 15 m is over the rounds fired.
+The reference is our locator given the vendor's grouping cut to the same N sensors.
 
     PYTHONPATH=src:. python3 bench/locate_sparse.py --data ../shared/data/pittsburgh-2018
 """
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.locate_pittsburgh import _c, _truth, own_shots, score_test
+from bench.locate_pittsburgh import _c, _truth, calibrated_settings, own_shots, score_test
 from shotwatch.core.model import Pulse, ShotLocation
 from shotwatch.core.settings import Settings
 from shotwatch.io.pittsburgh import TestData, read_tree
@@ -66,8 +68,15 @@ def _tally(
 
 
 def run_sparse(
-    tests: list[TestData], settings: Settings, dims: int, *, n: int, trials: int, seed: int
+    tests: list[TestData],
+    settings: Settings | dict[str, Settings],
+    dims: int,
+    *,
+    n: int,
+    trials: int,
+    seed: int,
 ) -> dict[str, Any]:
+    """``settings``: one for all tests, or one per firing position (calibrated)."""
     res: dict[str, dict[str, Any]] = {
         cut: {"within15": 0, "located": 0, "spurious": 0, "ambiguous": 0, "amb_right": 0}
         for cut in ("network", "only_n", "reference")
@@ -75,7 +84,10 @@ def run_sparse(
     fired = 0
     errs: dict[str, list[float]] = {"network": [], "only_n": [], "reference": []}
     for test in tests:
-        c = _c(test, settings)
+        fp_settings = (
+            settings if isinstance(settings, Settings) else settings[test.name.split("/")[0]]
+        )
+        c = _c(test, fp_settings)
         truth, rounds, groups = _truth(test)
         by_id = {p.pulse_id: p for p in test.pulses}
         heard = sorted({by_id[u].sensor for g in groups for u in g if u in by_id})
@@ -89,14 +101,14 @@ def run_sparse(
             for cut, allowed in (("network", keep | set(others)), ("only_n", keep)):
                 pulses = [p for p in test.pulses if p.sensor in allowed]
                 sensors = [s for s in test.sensors.values() if s.serial in allowed]
-                shots = own_shots(pulses, sensors, settings, c, dims)
+                shots = own_shots(pulses, sensors, fp_settings, c, dims)
                 errs[cut] += _tally(res[cut], shots, truth, rounds)
             silent = [test.sensors[s] for s in others]
             ref_shots = []
             for g in groups:
                 ps: list[Pulse] = [by_id[u] for u in g if u in by_id and by_id[u].sensor in keep]
                 s = locate(
-                    ps, c_mps=c, dims=dims, settings=settings.location, silent_sensors=silent
+                    ps, c_mps=c, dims=dims, settings=fp_settings.location, silent_sensors=silent
                 )
                 if s is not None:
                     ref_shots.append(s)
@@ -123,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2018)
     ap.add_argument("--ns", default="3,4,5")
     ap.add_argument("--only", default=None, help="firing positions, e.g. FP1,FP3")
+    ap.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="default propagation_error instead of the value each held-out firing position "
+        "gets from our own located shots at the other positions (full network, no truth)",
+    )
     args = ap.parse_args(argv)
     if not args.data.is_dir():
         print(json.dumps({"error": f"data folder not found: {args.data}"}))
@@ -135,10 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         tests = [t for t in tests if t.name.split("/")[0] in keep]
     result: dict[str, Any] = {"data": str(args.data), "dims": dims, "tests": len(tests)}
     t0 = time.perf_counter()
+    per: Settings | dict[str, Settings] = settings
+    if not args.no_calibrate:
+        # calibrated on all positions' full-network data, each held out from its own value
+        per, info = calibrated_settings(list(read_tree(args.data)), settings, dims)
+        result["calibration"] = info
     for n in (int(v) for v in args.ns.split(",")):
-        result[f"N={n}"] = run_sparse(
-            tests, settings, dims, n=n, trials=args.trials, seed=args.seed
-        )
+        result[f"N={n}"] = run_sparse(tests, per, dims, n=n, trials=args.trials, seed=args.seed)
     result["wall_s"] = round(time.perf_counter() - t0, 1)
     json.dump(result, sys.stdout, indent=2)
     print()

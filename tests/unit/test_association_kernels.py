@@ -49,7 +49,6 @@ def _scene(seed: int, speed_error: float = 0.0) -> dict[str, object]:
     return {
         "sx": sx,
         "sy": sy,
-        "sz": np.zeros(len(sx)),
         "anchor": anchor,
         "t": float(t_true[anchor]),
         "rank": rank,
@@ -106,7 +105,6 @@ def _kernel(sc: dict, rel: float) -> tuple:
         sc["anchor"],
         sc["sx"],
         sc["sy"],
-        sc["sz"],
         sc["rank"],
         sc["dist"],
         int(np.sum(sc["rank"] >= 0)),

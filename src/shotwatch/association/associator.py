@@ -693,7 +693,6 @@ class Associator:
             si,
             self._sx,
             self._sy,
-            self._sz,
             probe.rank,
             probe.dist,
             len(self._neighbour_distances(si)),
@@ -1210,6 +1209,8 @@ class Associator:
                 and len(heard) < a_set.echo_support_ratio * n_other
                 and evidence.echo_of(mine, self._arrivals(other), tail_s=a_set.echo_tail_s)
             ):
+                if self.trace is not None:
+                    self.trace.append(f"echo of {other.key}: {len(heard)} vs {n_other} sensors")
                 return "echo"
             if (
                 math.hypot(f.x_m - shot.x_m, f.y_m - shot.y_m) <= _SPLIT_M

@@ -48,7 +48,6 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
     s_anchor: int,
     sx: NDArray[np.float64],
     sy: NDArray[np.float64],
-    sz: NDArray[np.float64],
     rank: NDArray[np.int16],
     dist: NDArray[np.float32],
     n_nb: int,
@@ -134,7 +133,6 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
             s_anchor,
             sx,
             sy,
-            sz,
             rank,
             n_nb,
             ts,
@@ -158,7 +156,6 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
         s_anchor,
         sx,
         sy,
-        sz,
         rank,
         n_nb,
         ts,
@@ -184,7 +181,6 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
     s_anchor: int,
     sx: NDArray[np.float64],
     sy: NDArray[np.float64],
-    sz: NDArray[np.float64],
     rank: NDArray[np.int16],
     n_nb: int,
     ts: NDArray[np.float64],
@@ -221,11 +217,9 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
     rx = np.empty(n)
     ry = np.empty(n)
     tt = np.empty(n)
-    rz = np.empty(n)
     width = np.empty(n)
     ax = sx[s_anchor]
     ay = sy[s_anchor]
-    az = sz[s_anchor]
     for k in range(n):
         i = cand[order[k]]
         rows[k] = i
@@ -233,7 +227,6 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
         rx[k] = sx[ss[i]] - ax
         ry[k] = sy[ss[i]] - ay
         tt[k] = ts[i]
-        rz[k] = sz[ss[i]]
         width[k] = tol_s + rel * math.hypot(rx[k], ry[k]) * inv_c
     best_dev = np.empty(n_nb)
     best_row = np.empty(n_nb, dtype=np.int64)
@@ -287,14 +280,12 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
                 trials += 1
                 x = px - ra * qx
                 y = py - ra * qy
-                # the source at the height of the nearer partner's sensor
-                z0 = rz[i] if tt[i] <= tt[j] else rz[j]
-                o = t_anchor - math.sqrt(ra * ra + (az - z0) ** 2) * inv_c
+                o = t_anchor - ra * inv_c
                 for g in range(n_nb):
                     best_dev[g] = 1e9
                     best_row[g] = -1
                 for k in range(n):
-                    d = math.sqrt((x - rx[k]) ** 2 + (y - ry[k]) ** 2 + (rz[k] - z0) ** 2)
+                    d = math.sqrt((x - rx[k]) ** 2 + (y - ry[k]) ** 2)
                     # in units of what the picks and the model may be off
                     dev = abs(tt[k] - d * inv_c - o) / width[k]
                     g = grp[k]
@@ -415,7 +406,6 @@ def warm_up() -> None:
     first pulse of a live stream does not pay for it."""
     sx = np.array([0.0, 300.0, 0.0, 300.0])
     sy = np.array([0.0, 0.0, 300.0, 300.0])
-    sz = np.zeros(4)
     rank = np.array([-1, 0, 1, 2], dtype=np.int16)
     dist = np.array([0.0, 300.0, 300.0, 424.0], dtype=np.float32)
     ts = np.array([0.1, 0.2, 0.3])
@@ -427,7 +417,6 @@ def warm_up() -> None:
         0,
         sx,
         sy,
-        sz,
         rank,
         dist,
         3,

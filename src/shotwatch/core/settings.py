@@ -71,13 +71,15 @@ class AssociationSettings(Section):
         "(pick error plus what the propagation model leaves out between near sensors).",
     )
     propagation_error: float = Field(
-        0.005,
+        0.0,
         ge=0,
         le=0.05,
-        description="Share of a path's travel time by which the straight-ray, still-air "
-        "model may be off (wind, temperature, terrain): a pulse also agrees with a new shot "
-        "within this share of the longer of its and the latest arrival's travel times. "
-        "0.005 is 1.7 m/s of wind along the path or 3 degC of temperature error.",
+        description="How far the straight-ray, still-air model may be off between two "
+        "sensors, as a share of the sound's travel time between them (wind, temperature "
+        "and terrain the model leaves out): a pulse agrees with a new shot within "
+        "pick_tolerance_s plus this share of its sensor's travel time from the latest "
+        "arrival's. A deployment's own located shots measure it "
+        "(shotwatch.association.calibration); 0.005 is 1.7 m/s of wind or 3 degC.",
     )
     early_tolerance_s: float = Field(
         0.015,
