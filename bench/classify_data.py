@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, resample
+from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, highpass, resample
 from shotwatch.classification.features import FEATURE_NAMES
 from shotwatch.classification.impulses import find_impulses
 from shotwatch.classification.patch import PATCH_BANDS, PATCH_FRAMES
@@ -31,6 +31,8 @@ GUARD_S = 0.5
 #: reported pulse is neither clean background nor a fresh impulse.
 GUARD_AFTER_S = 2.0
 MATCH_S = 0.02
+#: Share of augmented copies and synthetic mixes given a random spectral tilt (:func:`augment`).
+TILT_P = 0.5
 #: The issue measures fireworks on 1-s segments of a display: training clips of fireworks
 #: keep the impulses of the first second of the source only, so a clip is such a segment.
 SEGMENT_S = {"fireworks": 1.0}
@@ -166,8 +168,19 @@ def is_augmented_copy(clip: str) -> bool:
 
 
 def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Sample-rate round trip, gain and clipping, as a different sensor would record it."""
+    """Spectral tilt, sample-rate round trip, gain and clipping, as a different sensor on a
+    different path would record it.
+
+    The tilt is a first-order high shelf of -8..+8 dB above 0.4-3 kHz: distance, ground and
+    buildings set how bright a shot sounds, and the training positions' sensors (100-800 m)
+    hear it duller than a nearer or clearer one does (one held-out FP6 sensor at 222 m is
+    brighter than every training pulse, and its shots scored low): the model must not learn
+    that gunfire is dull."""
     y = x.copy()
+    if rng.random() < TILT_P:
+        fc = float(np.exp(rng.uniform(np.log(400.0), np.log(3000.0))))
+        g = 10 ** (rng.uniform(-8.0, 8.0) / 20.0) - 1.0
+        y = y + g * highpass(y, ANALYSIS_RATE_HZ, fc, order=1)
     if rng.random() < 0.35:
         other = float(rng.choice([8000, 16000, 22050, 44100, 48000]))
         y = resample(resample(y, ANALYSIS_RATE_HZ, other), other, ANALYSIS_RATE_HZ)[: len(x)]

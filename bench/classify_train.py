@@ -71,7 +71,7 @@ TRAIN_GUARD_AFTER_S = 5.0
 SYNTH_SNR_DB = (6.0, 65.0)
 SYNTH_FULL_SCALE_CLIP = 0.25
 #: Bumped whenever the extracted rows change meaning (invalidates --cache files).
-DATA_VERSION = 4
+DATA_VERSION = 6
 
 
 #: Candidate weights of the network's calibrated log-odds in the mix (0 = trees only).

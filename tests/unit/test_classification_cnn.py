@@ -80,26 +80,55 @@ def test_picture_of_a_file_start_uses_the_quiet_frames_for_noise() -> None:
     assert np.all(np.isfinite(pic)) and float(pic.max()) > 0.5
 
 
-def test_shipped_model_scores_with_its_network_and_records_both_parts() -> None:
+def _model_with_a_network(seed: int = 0) -> dict[str, np.ndarray]:
+    """The packaged model's arrays plus a small random network (as a trained one is stored)."""
+    with np.load(packaged_model_path(), allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files if not k.startswith("cnn_")}
+    rng = np.random.default_rng(seed)
+    chans = (1, 4, 4, 4)
+    for i in range(3):
+        data[f"cnn_w{i}"] = rng.normal(0, 0.3, (chans[i + 1], chans[i], 3, 3)).astype(np.float32)
+        data[f"cnn_b{i}"] = rng.normal(0, 0.1, chans[i + 1]).astype(np.float32)
+    data["cnn_layers"] = np.array(3)
+    data["cnn_fc_w"] = rng.normal(0, 0.1, 2 * 4 * (PATCH_BANDS // 4)).astype(np.float32)
+    data["cnn_fc_b"] = np.array(0.2)
+    data["cnn_coef"] = np.array(0.7)
+    data["patch_shape"] = np.array([PATCH_BANDS, PATCH_FRAMES])
+    return data
+
+
+def test_a_model_with_a_network_mixes_both_parts_and_records_them() -> None:
+    m = PulseModel.from_arrays(_model_with_a_network())
+    assert m.needs_pictures
+    x, at = _blast_in_noise()
+    (d,) = [d for d in classify_audio(x, SR, m) if abs(d.t_s - 0.5) < 0.01]
+    assert set(d.component_scores) == {"trees", "cnn"}
+    assert d.component_scores["cnn"] != 0.0
+    z = m.platt_a * d.component_scores["trees"] + m.cnn_coef * d.component_scores["cnn"]
+    assert d.score == pytest.approx(1.0 / (1.0 + np.exp(-(z + m.platt_b))), abs=1e-9)
+    assert d.to_dict()["component_scores"] == {
+        k: round(v, 4) for k, v in d.component_scores.items()
+    }
+    with pytest.raises(InputError, match="picture"):
+        m.probability(features_at(x, [at]))
+    p = m.probability(features_at(x, [at]), patches_at(x, [at]))
+    assert p[0] == pytest.approx(d.score, abs=0.05)  # onset from the finder vs given
+
+
+def test_trees_only_model_needs_no_picture() -> None:
     m = default_model()
     x, at = _blast_in_noise()
-    (d,) = [d for d in classify_audio(x, SR) if abs(d.t_s - 0.5) < 0.01]
     if m.needs_pictures:
-        assert set(d.component_scores) == {"trees", "cnn"}
-        z = m.platt_a * d.component_scores["trees"] + m.cnn_coef * d.component_scores["cnn"]
-        assert d.score == pytest.approx(1.0 / (1.0 + np.exp(-(z + m.platt_b))), abs=1e-9)
-        assert "component_scores" in d.to_dict()
-        with pytest.raises(InputError, match="picture"):
-            m.probability(features_at(x, [at]))
-    p = m.probability(features_at(x, [at]), patches_at(x, [at]))
-    assert p[0] == pytest.approx(d.score, abs=0.02)
+        pytest.skip("the packaged model has a network (covered above)")
+    p = m.probability(features_at(x, [at]))
+    assert p.shape == (1,) and 0.0 <= p[0] <= 1.0
+    (d,) = [d for d in classify_audio(x, SR) if abs(d.t_s - 0.5) < 0.01]
+    assert d.component_scores == {} and "component_scores" not in d.to_dict()
 
 
 def test_model_file_with_a_broken_network_is_refused() -> None:
-    with np.load(packaged_model_path(), allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    if "cnn_layers" not in data:
-        pytest.skip("the packaged model has no network")
+    data = _model_with_a_network()
+    PulseModel.from_arrays(data, "test-model")  # complete: loads
     bad = dict(data)
     bad["patch_shape"] = np.array([PATCH_BANDS, PATCH_FRAMES + 1])
     with pytest.raises(InputError, match="patch_shape"):
