@@ -16,6 +16,7 @@ Measures the model shipped in the package (trained on FP1-FP4) on what it never 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import sys
@@ -92,12 +93,13 @@ def evaluate(
     rng = np.random.default_rng(EVAL_SEED)
     recs = load_pittsburgh(data_dir, test_fps)
     n = int(CLIP_S * ANALYSIS_RATE_HZ)
-    hits = []
+    hits, serials = [], []
     for rec in recs:
         for s in rec.shot_s:
             start = int((s - rng.uniform(0.3, 1.7)) * ANALYSIS_RATE_HZ)
             start = max(0, min(start, len(rec.x) - n))
             hits.append(clip_score(rec.x[start : start + n], model))
+            serials.append(f"{rec.fp}/{rec.serial}")
     bg_flags = []
     for rec in recs:
         for a, b in rec.background_stretches():
@@ -120,6 +122,12 @@ def evaluate(
                 if g.size and bgs.size
             },
         },
+    }
+    # Where the misses are: recall per sensor (diagnostic).
+    ser = np.array(serials)
+    out["real_gunshot_recall_by_sensor"] = {
+        k: [round(float(np.mean(g[ser == k] >= th)), 3), int(np.count_nonzero(ser == k))]
+        for k in sorted(set(serials))
     }
     pool = background_pool(recs, min_s=1.0) or background_pool(load_pittsburgh(data_dir, ALL_FPS))
     synth: dict[str, dict[str, float]] = {}
@@ -317,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         rot = []
         for test in (("FP1", "FP2"), ("FP3", "FP4")):
             train_fps = tuple(f for f in ALL_FPS if f not in test)
-            m, _, _ = train(args.data, train_fps, 20261123, 100)
+            with_cnn = importlib.util.find_spec("torch") is not None
+            m, _, _ = train(args.data, train_fps, 20261123, 100, cnn=with_cnn)
             r = evaluate(args.data, test, m, 50)
             r["verdicts"] = verdicts(r)
             rot.append(r)

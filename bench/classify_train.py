@@ -20,18 +20,22 @@ import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
+from bench.classify_cnn import train_cnn
 from bench.classify_data import (
     Examples,
     background_pool,
+    is_augmented_copy,
     load_pittsburgh,
     real_gunshot_examples,
     synthetic_examples,
 )
+from shotwatch.classification.cnn import ConvNet
 from shotwatch.classification.features import FEATURE_NAMES
 from shotwatch.classification.model import GUNSHOT, MODEL_FILE, PulseModel
+from shotwatch.classification.patch import PATCH_BANDS, PATCH_FRAMES
 from shotwatch.classification.synth import FAMILY_LABEL
 
-VERSION_PREFIX = "pulse-gbt2"
+VERSION_PREFIX = "pulse-gbt3"
 LABELS = (GUNSHOT, "fireworks", "firecracker", "backfire", "door_slam", "knock", "impact", "other")
 #: Share of the total training weight per source (positives and negatives each sum to 1).
 POS_SHARE = {"real_gunshot": 0.6, "gunshot": 0.25, "gunshot_close": 0.15}
@@ -66,10 +70,18 @@ TRAIN_GUARD_AFTER_S = 5.0
 #: range keeps loudness and clipping from standing in for the class.
 SYNTH_SNR_DB = (6.0, 65.0)
 SYNTH_FULL_SCALE_CLIP = 0.25
+#: Bumped whenever the extracted rows change meaning (invalidates --cache files).
+DATA_VERSION = 6
+
+
+#: Candidate weights of the network's calibrated log-odds in the mix (0 = trees only).
+MIXES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: Rows of the other impulses in a real gunshot's 2-s clip (scored, never trained on).
+CONTEXT = "real_gunshot_context"
 
 
 def family_label(family: str) -> str:
-    if family == "real_gunshot":
+    if family in ("real_gunshot", CONTEXT):
         return GUNSHOT
     if family == "real_background":
         return "other"
@@ -189,52 +201,110 @@ def choose_threshold(
     return best, curve
 
 
-def fit(ex: Examples, seed: int) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+def fold_ids(groups: np.ndarray, clips: np.ndarray, seed: int, k: int = 4) -> np.ndarray:
+    """Cross-validation folds: each real firing position whole in one fold (leave one
+    position out), so out-of-fold scores are on positions the fold's model did not see;
+    synthetic clips go to a random fold whole (their impulses share one source)."""
+    fps = sorted({g for g in groups if g.startswith("FP")})
+    fold_rng = np.random.default_rng(seed)
+    clip_fold = {c: int(fold_rng.integers(k)) for c in sorted(set(clips.tolist()))}
+    return np.array(
+        [fps.index(g) % k if g in fps else clip_fold[c] for g, c in zip(groups, clips, strict=True)]
+    )
+
+
+def rate_family(fam: np.ndarray) -> np.ndarray:
+    """The source each row's clip counts for: context rows count for their gunshot clip."""
+    return np.where(fam == CONTEXT, "real_gunshot", fam)
+
+
+def fit(
+    ex: Examples, seed: int, *, cnn: bool = True
+) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """Fit the trees (and the network, ``cnn``) with out-of-fold scores for stacking,
+    calibration and the threshold; return the model arrays and a training record."""
     X, fam, groups = ex.arrays()
     clips = ex.clips()
+    pics = ex.patches()
+    ctx = fam == CONTEXT
     labels = np.array([family_label(f) for f in fam])
     y = (labels == GUNSHOT).astype(int)
-    w = sample_weights(fam)
+    w = np.zeros(len(y))
+    w[~ctx] = sample_weights(fam[~ctx])
     params = dict(
         n_estimators=250, max_depth=3, learning_rate=0.08, subsample=0.8, random_state=seed
     )
 
-    # Out-of-fold raw scores for Platt calibration and for choosing the threshold.
-    # Folds keep each real firing position whole (leave one position out), so the threshold
-    # is chosen on positions the fold's model did not see; synthetic rows are spread at random.
-    # Synthetic clips go to a random fold whole (their impulses share one source).
-    fps = sorted({g for g in groups if g.startswith("FP")})
-    fold_rng = np.random.default_rng(seed)
-    clip_fold = {c: int(fold_rng.integers(4)) for c in sorted(set(clips.tolist()))}
-    fold = np.array(
-        [fps.index(g) % 4 if g in fps else clip_fold[c] for g, c in zip(groups, clips, strict=True)]
-    )
-    oof = np.zeros(len(y))
+    # Out-of-fold scores for stacking, calibration and the threshold. Context rows (other
+    # impulses in a gunshot's clip) are never trained on, only scored.
+    fold = fold_ids(groups, clips, seed)
+    oof = np.zeros((len(y), 2 if cnn else 1))
     for k in range(4):
-        tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        tr = np.flatnonzero((fold != k) & ~ctx)
+        te = np.flatnonzero(fold == k)
         m = GradientBoostingClassifier(**params).fit(X[tr], y[tr], sample_weight=w[tr])
-        oof[te] = m.decision_function(X[te])
-    platt = LogisticRegression(C=1e6, max_iter=1000).fit(oof[:, None], y, sample_weight=w)
-    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-    p_oof = 1.0 / (1.0 + np.exp(-(a * oof + b)))
+        oof[te, 0] = m.decision_function(X[te])
+        if cnn:
+            net = ConvNet.from_arrays(train_cnn(pics[tr], y[tr], w[tr], seed + k))
+            oof[te, 1] = net.logit(pics[te])
+    fit_rows = ~ctx
+    rfam = rate_family(fam)
+    # The issue's measures are on real recordings as recorded, not on augmented copies.
+    keep = np.array([not is_augmented_copy(c) for c in clips]) | ~np.char.startswith(
+        fam.astype(str), "real_"
+    )
 
-    clf = GradientBoostingClassifier(**params).fit(X, y, sample_weight=w)
-    tree_arrays = export_trees(clf, X)
+    def platt(z: np.ndarray) -> tuple[float, float]:
+        lr = LogisticRegression(C=1e6, max_iter=1000)
+        lr.fit(z[fit_rows, None], y[fit_rows], sample_weight=w[fit_rows])
+        return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+    # Each part calibrated on its own, then mixed: z = (1 - mix) z_trees + mix z_cnn,
+    # recalibrated. The mix and the threshold are chosen together by the same rule (the
+    # worst out-of-fold ratio of clip error rate to the issue's target), ties to the smaller
+    # mix: the network is used only as far as it helps the worst-served target.
+    a_g, b_g = platt(oof[:, 0])
+    z_g = a_g * oof[:, 0] + b_g
+    a_c, b_c = platt(oof[:, 1]) if cnn else (0.0, 0.0)
+    z_c = a_c * oof[:, 1] + b_c if cnn else np.zeros(len(y))
+    best: tuple[float, float, float, float, float, list[dict[str, float]]] | None = None
+    mix_curve = []
+    for mix in MIXES if cnn else (0.0,):
+        z = (1.0 - mix) * z_g + mix * z_c
+        a_m, b_m = platt(z)
+        p = 1.0 / (1.0 + np.exp(-(a_m * z + b_m)))
+        th, curve = choose_threshold(p[keep], rfam[keep], clips[keep])
+        worst = next(c["worst_ratio"] for c in curve if c["threshold"] == th)
+        mix_curve.append({"mix": mix, "threshold": th, "worst_ratio": worst})
+        if best is None or worst < best[2] - 1e-9:
+            best = (mix, th, worst, a_m, b_m, curve)
+    assert best is not None
+    mix, threshold, _, a_m, b_m, curve = best
+    a = a_m * (1.0 - mix) * a_g
+    c_cnn = a_m * mix * a_c
+    b = a_m * ((1.0 - mix) * b_g + mix * b_c) + b_m
+    use_cnn = cnn and mix > 0.0
+    p_oof = 1.0 / (1.0 + np.exp(-(a * oof[:, 0] + (c_cnn * oof[:, 1] if cnn else 0.0) + b)))
+
+    clf = GradientBoostingClassifier(**params).fit(
+        X[fit_rows], y[fit_rows], sample_weight=w[fit_rows]
+    )
+    tree_arrays = export_trees(clf, X[fit_rows])
+    cnn_arrays = train_cnn(pics[fit_rows], y[fit_rows], w[fit_rows], seed) if use_cnn else {}
 
     # Confuser labeller: multinomial logistic regression on standardised features.
-    mean = X.mean(axis=0)
-    scale = X.std(axis=0) + 1e-9
+    Xf, lf = X[fit_rows], labels[fit_rows]
+    mean = Xf.mean(axis=0)
+    scale = Xf.std(axis=0) + 1e-9
     lab = LogisticRegression(max_iter=3000, C=0.5, class_weight="balanced")
-    lab.fit((X - mean) / scale, labels)
-    coef = np.zeros((len(LABELS), X.shape[1]))
+    lab.fit((Xf - mean) / scale, lf)
+    lcoef = np.zeros((len(LABELS), X.shape[1]))
     inter = np.full(len(LABELS), -50.0)
     for i, name in enumerate(lab.classes_):
         j = LABELS.index(str(name))
-        coef[j] = lab.coef_[i]
+        lcoef[j] = lab.coef_[i]
         inter[j] = lab.intercept_[i]
 
-    # Threshold: chosen on out-of-fold scores of the training positions only.
-    threshold, curve = choose_threshold(p_oof, fam, clips)
     arrays: dict[str, np.ndarray] = {
         "feature_names": np.array(FEATURE_NAMES),
         **tree_arrays,
@@ -242,31 +312,42 @@ def fit(ex: Examples, seed: int) -> tuple[dict[str, np.ndarray], dict[str, objec
         "platt_b": np.array(b),
         "threshold": np.array(threshold),
         "label_names": np.array(LABELS),
-        "label_coef": coef,
+        "label_coef": lcoef,
         "label_intercept": inter,
         "feat_mean": mean,
         "feat_scale": scale,
     }
+    if use_cnn:
+        arrays.update(cnn_arrays)
+        arrays["cnn_coef"] = np.array(c_cnn)
+        arrays["patch_shape"] = np.array([PATCH_BANDS, PATCH_FRAMES])
     per_family = {
         str(f): {
-            "n": int(np.count_nonzero(fam == f)),
-            "oof_clips_flagged": round(clip_rate(p_oof[fam == f], clips[fam == f], threshold), 4),
+            "rows": int(np.count_nonzero(keep & (rfam == f))),
+            "clips": len(set(clips[keep & (rfam == f)].tolist())),
+            "oof_clips_flagged": round(
+                clip_rate(p_oof[keep & (rfam == f)], clips[keep & (rfam == f)], threshold), 4
+            ),
         }
-        for f in sorted(set(fam))
+        for f in sorted(set(rfam))
     }
     importances = sorted(
         zip(FEATURE_NAMES, clf.feature_importances_.round(4).tolist(), strict=True),
         key=lambda kv: -kv[1],
     )
     info = {
-        "examples": len(y),
+        "examples": int(np.count_nonzero(fit_rows)),
+        "context_rows": int(np.count_nonzero(ctx)),
         "threshold": round(threshold, 3),
-        "platt": [round(a, 4), round(b, 4)],
+        "stack": {"trees": round(a, 4), "cnn": round(c_cnn, 4), "intercept": round(b, 4)},
+        "cnn_mix": mix,
+        "mix_curve": mix_curve,
         "oof_per_family": per_family,
         "feature_importance_top10": importances[:10],
         "clip_target": CLIP_TARGET,
         "oof_clip_curve": curve[::5],
         "gbt_params": params,
+        "_oof": (p_oof, oof, keep),
     }
     return arrays, info
 
@@ -277,23 +358,41 @@ def train(
     seed: int,
     per_family: int,
     cache: Path | None = None,
+    *,
+    cnn: bool = True,
 ) -> tuple[PulseModel, dict[str, np.ndarray], dict[str, object]]:
     """Build the data set (or load it from ``cache``, an .npz written by an earlier run with
     the same arguments) and fit."""
-    key = f"{','.join(train_fps)}|{seed}|{per_family}|{','.join(FEATURE_NAMES)}"
+    key = f"{DATA_VERSION}|{','.join(train_fps)}|{seed}|{per_family}|{','.join(FEATURE_NAMES)}"
     if cache is not None and cache.exists() and str(np.load(cache)["key"]) == key:
         z = np.load(cache)
-        ex = Examples(list(z["X"]), z["family"].tolist(), z["group"].tolist(), z["clip"].tolist())
+        ex = Examples(
+            list(z["X"]),
+            z["family"].tolist(),
+            z["group"].tolist(),
+            z["clip"].tolist(),
+            list(z["P"]),
+        )
         info = json.loads(str(z["info"]))
     else:
         ex, info = build_dataset(data_dir, train_fps, seed, per_family)
         if cache is not None:
             X, fam, grp = ex.arrays()
             np.savez(
-                cache, key=key, X=X, family=fam, group=grp, clip=ex.clips(), info=json.dumps(info)
+                cache,
+                key=key,
+                X=X,
+                family=fam,
+                group=grp,
+                clip=ex.clips(),
+                P=ex.patches(),
+                info=json.dumps(info),
             )
-    arrays, fit_info = fit(ex, seed)
-    arrays["version"] = np.array(f"{VERSION_PREFIX}-{''.join(f[2:] for f in train_fps)}-s{seed}")
+    arrays, fit_info = fit(ex, seed, cnn=cnn)
+    fit_info.pop("_oof")
+    kind = "cnn" if "cnn_layers" in arrays else ""
+    fps = "".join(f[2:] for f in train_fps)
+    arrays["version"] = np.array(f"{VERSION_PREFIX}{kind}-{fps}-s{seed}")
     model = PulseModel.from_arrays(arrays)
     return model, arrays, {**info, **fit_info}
 
@@ -304,12 +403,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("src/shotwatch/classification/model"))
     ap.add_argument("--train-fps", default="FP1,FP2,FP3,FP4")
     ap.add_argument("--seed", type=int, default=20261123)
-    ap.add_argument("--per-family", type=int, default=150)
+    ap.add_argument("--per-family", type=int, default=500)
     ap.add_argument("--cache", type=Path, help="reuse the extracted features (.npz) across fits")
+    ap.add_argument("--no-cnn", action="store_true", help="trees only (no PyTorch needed to train)")
     args = ap.parse_args(argv)
+    if not args.no_cnn:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            ap.error("training the network needs PyTorch (pip install torch==2.13.0) or --no-cnn")
     t0 = time.perf_counter()
     fps = tuple(s.strip() for s in args.train_fps.split(","))
-    model, arrays, info = train(args.data, fps, args.seed, args.per_family, args.cache)
+    model, arrays, info = train(
+        args.data, fps, args.seed, args.per_family, args.cache, cnn=not args.no_cnn
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out / MODEL_FILE, **arrays)  # type: ignore[arg-type]
     info["version"] = model.version

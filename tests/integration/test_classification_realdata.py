@@ -36,17 +36,44 @@ def test_held_out_gunfire_recall_and_background_false_alarms(pittsburgh_dir: Pat
             start = max(0, min(start, len(rec.x) - CLIP))
             hits.append(_is_gun(rec.x[start : start + CLIP]))
     alarms = []
-    for rec in recs[::2]:  # every other recording keeps the test fast
+    for rec in recs:
         for a, b in rec.background_stretches():
             for c in range(a, b - CLIP + 1, CLIP):
                 alarms.append(_is_gun(rec.x[c : c + CLIP]))
-    assert len(hits) > 300 and len(alarms) > 60
+    assert len(hits) > 300 and len(alarms) > 150
     recall = float(np.mean(hits))
     false_alarm = float(np.mean(alarms))
-    # Floors a little under the benchmark (89.2 % / 0.6 %, bench/results/classify_eval.json);
+    # Floors a little under the benchmark (91.3 % / 1.2 %, bench/results/classify_eval.json);
     # the issue's targets are 95 % / 2 % (recall still misses it, see docs/benchmarks.md).
-    assert recall >= 0.86, f"recall {recall:.3f} on {len(hits)} held-out gunshot clips"
+    assert recall >= 0.87, f"recall {recall:.3f} on {len(hits)} held-out gunshot clips"
     assert false_alarm <= 0.02, f"false alarms {false_alarm:.3f} on {len(alarms)} background clips"
+
+
+def test_a_sensor_that_hears_the_shots_brighter_than_training_is_not_lost(
+    pittsburgh_dir: Path,
+) -> None:
+    """FP6's sensor BNG-5609 (222 m) hears the shots brighter than every training pulse: the
+    same training without the spectral-tilt augmentation flags 50 % of its pulses, with it
+    69 % (ADR 0045). Per pulse, at the impulse the finder reports there."""
+    from bench.classify_data import MATCH_S, TRIGGER_DB
+
+    from shotwatch.classification.impulses import find_impulses
+    from shotwatch.classification.pulse import decide, inputs_at
+
+    recs = [
+        r for r in load_pittsburgh(pittsburgh_dir.parent, ("FP6",)) if r.serial == "SCP-00-BNG-5609"
+    ]
+    flags = []
+    for rec in recs:
+        imps = find_impulses(rec.x, ANALYSIS_RATE_HZ, threshold_db=TRIGGER_DB)
+        t = np.array([i.t_s for i in imps])
+        for s in rec.shot_s:
+            if t.size and np.min(np.abs(t - s)) <= MATCH_S:
+                i = imps[int(np.argmin(np.abs(t - s)))]
+                feats, pics = inputs_at(rec.x, [i.index])
+                flags.append(decide(feats, [i.t_s], [i.snr_db], None, pics)[0].gunshot)
+    assert len(flags) >= 30
+    assert float(np.mean(flags)) >= 0.6, f"{np.mean(flags):.2f} of {len(flags)} pulses flagged"
 
 
 def test_chicago_gunfire_files_are_flagged(chicago_dir: Path) -> None:

@@ -120,3 +120,20 @@ def test_chicago_incident_recordings_are_gunfire(
     rc, out = _run(capsys, *map(str, files))
     assert rc == 0 and len(out) == len(files) == 4
     assert sum(bool(o["gunshot"]) for o in out) >= 3
+
+
+def test_a_clipped_close_range_recording_is_judged_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recorder near a shooter clips; a few per cent of flat samples is no reason to
+    refuse the file (ADR 0045), only a waveform mostly stuck at full scale is."""
+    from shotwatch.cli.classify import clipped_fraction
+
+    x = _clip(44_100, seed=3, seconds=1.0)
+    x = np.clip(x * 60.0 / np.max(np.abs(x)), -1.0, 1.0)
+    assert 0.01 < clipped_fraction(x) < 0.25
+    path = tmp_path / "close.wav"
+    sf.write(path, x, 44_100)
+    rc, (out,) = _run(capsys, str(path))
+    assert rc == 0 and "error" not in out
+    assert any("clipped" in w for w in out["warnings"])  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ import pytest
 
 from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, resample
 from shotwatch.classification.model import default_model
-from shotwatch.classification.pulse import features_at
+from shotwatch.classification.pulse import features_at, patches_at
 from shotwatch.sensor.score import classifier_score
 
 
@@ -17,7 +17,8 @@ def _reference_score(snippet: np.ndarray, sr: int, onset_index: int) -> float:
     if sr != ANALYSIS_RATE_HZ:
         x = resample(x, float(sr), ANALYSIS_RATE_HZ)
     onset = round(onset_index / sr * ANALYSIS_RATE_HZ)
-    return float(default_model().probability(features_at(x, [onset]))[0])
+    m = default_model()
+    return float(m.probability(features_at(x, [onset]), patches_at(x, [onset]))[0])
 
 
 def _street(seconds: float, sr: int, seed: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, db, frame_energy, highpass
+from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, bandpass, db, frame_energy, highpass
 
 PRE_S = 0.1
 POST_S = 0.9
@@ -38,6 +38,11 @@ BANDS_HZ: tuple[tuple[float, float], ...] = (
     (2400.0, 4000.0),
     (4000.0, 6000.0),
 )
+
+#: Bands (Hz) in which the onset's peak is also measured over the same band's noise: a weak
+#: distant shot over a loud low-frequency background (wind, traffic rumble) can stand well
+#: clear of the noise in the middle band while its broadband SNR is small.
+SNR_BANDS_HZ: tuple[tuple[float, float], ...] = ((150.0, 600.0), (600.0, 1500.0), (1500.0, 4000.0))
 
 FEATURE_NAMES: tuple[str, ...] = (
     "snr_db",
@@ -73,6 +78,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "pos_phase_lf_ms",
     "pop_rate_per_s",
     "pop_share",
+    *(f"snr_{int(lo)}_{int(hi)}_db" for lo, hi in SNR_BANDS_HZ),
 )
 
 
@@ -300,6 +306,18 @@ def pulse_features(snippet: np.ndarray, rate_hz: int = ANALYSIS_RATE_HZ) -> np.n
         n_pop, pop_share = 0, 0.0
     pop_rate = n_pop / max(e_db.size * f1 / rate_hz, 1e-3)
 
+    # Peak 2-ms energy of the first 20 ms over the median 2-ms energy before the onset, per band.
+    band_snr = []
+    for lo, hi in SNR_BANDS_HZ:
+        e = frame_energy(bandpass(x, rate_hz, lo, hi), f2)
+        n_pre = (pre - int(2 * ms)) // f2
+        e_pre = e[:n_pre]
+        e_pre = e_pre[e_pre > 0.0]
+        noise_b = float(np.median(e_pre)) if e_pre.size >= 5 else float(np.percentile(e, 10))
+        peak_b = float(e[pre // f2 : pre // f2 + 10].max()) if e.size > pre // f2 else 0.0
+        noise_b = noise_b if noise_b > 1e-30 else 1e-30
+        band_snr.append(float(db(peak_b, 1e-30) - db(noise_b, 1e-30)))
+
     pre_seg = y[: pre - int(2 * ms)]
     pre_e = frame_energy(pre_seg, int(10 * ms))
     pre_activity = (
@@ -338,6 +356,7 @@ def pulse_features(snippet: np.ndarray, rate_hz: int = ANALYSIS_RATE_HZ) -> np.n
             pos_phase_lf,
             pop_rate,
             pop_share,
+            *band_snr,
         ],
         dtype=np.float64,
     )

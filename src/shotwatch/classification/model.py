@@ -1,4 +1,5 @@
-"""The shipped pulse model: gradient-boosted trees + Platt calibration + a confuser labeller.
+"""The shipped pulse model: gradient-boosted trees and a small convolutional network, stacked
+and calibrated, plus a confuser labeller.
 
 The model is a plain ``.npz`` of numeric arrays (no pickle, no code) inside the package,
 evaluated here with numpy alone, so it loads offline and cannot execute anything on load:
@@ -7,7 +8,12 @@ evaluated here with numpy alone, so it loads offline and cannot execute anything
 - trees: ``node_left``, ``node_right``, ``node_feature``, ``node_threshold``, ``node_value``
   (all trees' nodes concatenated) and ``tree_root`` (index of each tree's first node);
   ``init_score`` and ``learning_rate``: raw log-odds = init + lr * sum(leaf values);
-- ``platt_a``, ``platt_b``: P(gunfire) = 1 / (1 + exp(-(a * raw + b)));
+- optionally a convolutional network over the impulse's time-frequency picture
+  (:mod:`shotwatch.classification.cnn`: ``cnn_layers``, ``cnn_w*``, ``cnn_b*``, ``cnn_fc_*``,
+  ``patch_shape``) and its stacking weight ``cnn_coef``;
+- ``platt_a``, ``platt_b``: P(gunfire) = 1 / (1 + exp(-(a * raw + cnn_coef * cnn + b)))
+  (the stacking logistic regression, fitted on out-of-fold scores; ``cnn`` is the network's
+  log-odds, absent and 0 for a trees-only model);
 - ``threshold``: the probability at and above which a pulse is called gunfire;
 - ``label_names``, ``label_coef``, ``label_intercept``, ``feat_mean``, ``feat_scale``:
   a multinomial logistic model over the labels, used to name the likely confuser;
@@ -23,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from shotwatch.classification.cnn import ConvNet
 from shotwatch.classification.features import FEATURE_NAMES
+from shotwatch.classification.patch import PATCH_BANDS, PATCH_FRAMES
 from shotwatch.core.errors import InputError
 
 MODEL_FILE = "pulse-model.npz"
@@ -60,6 +68,13 @@ class PulseModel:
     label_intercept: np.ndarray
     feat_mean: np.ndarray
     feat_scale: np.ndarray
+    cnn: ConvNet | None = None
+    cnn_coef: float = 0.0
+
+    @property
+    def needs_pictures(self) -> bool:
+        """Whether scoring needs each impulse's picture (:mod:`.patch`) besides its features."""
+        return self.cnn is not None
 
     @staticmethod
     def load(path: str | Path) -> PulseModel:
@@ -101,6 +116,19 @@ class PulseModel:
             raise InputError(
                 where, "feature_names", "model was trained on different features than this code"
             )
+        cnn = None
+        if "cnn_layers" in data:
+            shape = tuple(int(v) for v in data.get("patch_shape", np.zeros(0)))
+            if shape != (PATCH_BANDS, PATCH_FRAMES):
+                raise InputError(
+                    where, "patch_shape", "network was trained on other pictures than this code's"
+                )
+            try:
+                cnn = ConvNet.from_arrays(data)
+            except KeyError as exc:
+                raise InputError(where, str(exc.args[0]), "missing from the model file") from exc
+            if "cnn_coef" not in data:
+                raise InputError(where, "cnn_coef", "missing from the model file")
         return PulseModel(
             version=str(data["version"]),
             feature_names=names,
@@ -120,6 +148,8 @@ class PulseModel:
             label_intercept=data["label_intercept"].astype(np.float64),
             feat_mean=data["feat_mean"].astype(np.float64),
             feat_scale=data["feat_scale"].astype(np.float64),
+            cnn=cnn,
+            cnn_coef=float(data["cnn_coef"]) if cnn is not None else 0.0,
         )
 
     def raw_score(self, features: np.ndarray) -> np.ndarray:
@@ -145,14 +175,30 @@ class PulseModel:
         total = np.cumsum(self.value[node], axis=1)[:, -1]
         return self.init_score + self.learning_rate * total
 
-    def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        """Platt calibration of raw log-odds (from :meth:`raw_score`) to P(gunfire)."""
+    def cnn_score(self, pictures: np.ndarray | None, n_rows: int) -> np.ndarray:
+        """The network's log-odds per row (zeros for a trees-only model)."""
+        if self.cnn is None:
+            return np.zeros(n_rows)
+        if pictures is None:
+            raise InputError("model", "pictures", "this model also needs each impulse's picture")
+        pics = np.asarray(pictures)
+        if pics.shape != (n_rows, PATCH_BANDS, PATCH_FRAMES):
+            raise InputError("model", "pictures", f"expected {n_rows} pictures, got {pics.shape}")
+        return self.cnn.logit(pics) if n_rows else np.zeros(0)
+
+    def calibrate(self, raw: np.ndarray, cnn: np.ndarray | None = None) -> np.ndarray:
+        """Stacked, calibrated P(gunfire) from the trees' raw log-odds (:meth:`raw_score`)
+        and the network's (:meth:`cnn_score`; ignored by a trees-only model)."""
         z = self.platt_a * np.asarray(raw, dtype=np.float64) + self.platt_b
+        if self.cnn is not None and cnn is not None:
+            z = z + self.cnn_coef * np.asarray(cnn, dtype=np.float64)
         return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0))))
 
-    def probability(self, features: np.ndarray) -> np.ndarray:
-        """Calibrated probability of gunfire in [0, 1], one per row."""
-        return self.calibrate(self.raw_score(features))
+    def probability(self, features: np.ndarray, pictures: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated probability of gunfire in [0, 1], one per row; a model with a network
+        needs the rows' ``pictures`` too."""
+        raw = self.raw_score(features)
+        return self.calibrate(raw, self.cnn_score(pictures, len(raw)))
 
     def label_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Per-row probabilities over ``label_names`` (multinomial logistic model)."""

@@ -15,6 +15,7 @@ from shotwatch.classification.dsp import ANALYSIS_RATE_HZ, resample
 from shotwatch.classification.features import FEATURE_NAMES, extract_snippet, pulse_features
 from shotwatch.classification.impulses import find_impulses
 from shotwatch.classification.model import GUNSHOT, PulseModel, default_model
+from shotwatch.classification.patch import PATCH_BANDS, PATCH_FRAMES, log_patch
 
 ALGORITHM = "shotwatch.classification.pulse"
 
@@ -32,6 +33,8 @@ class PulseDecision:
     snr_db: float
     features: dict[str, float] = field(default_factory=dict)
     label_scores: dict[str, float] = field(default_factory=dict)
+    #: Log-odds of each part of the model before stacking (``trees``, ``cnn``).
+    component_scores: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self, *, with_features: bool = True) -> dict[str, object]:
         out: dict[str, object] = {
@@ -43,6 +46,8 @@ class PulseDecision:
             "raw_score": round(self.raw_score, 4),
             "snr_db": round(self.snr_db, 2),
         }
+        if self.component_scores:
+            out["component_scores"] = {k: round(v, 4) for k, v in self.component_scores.items()}
         if with_features:
             out["features"] = {k: round(v, 4) for k, v in self.features.items()}
             out["label_scores"] = {k: round(v, 4) for k, v in self.label_scores.items()}
@@ -56,18 +61,36 @@ def features_at(x: np.ndarray, onsets: Sequence[int]) -> np.ndarray:
     return np.vstack([pulse_features(extract_snippet(x, int(i))) for i in onsets])
 
 
+def patches_at(x: np.ndarray, onsets: Sequence[int]) -> np.ndarray:
+    """Time-frequency pictures (one per onset, :func:`log_patch`) of 12-kHz audio ``x``."""
+    if not len(onsets):
+        return np.zeros((0, PATCH_BANDS, PATCH_FRAMES), np.float32)
+    return np.stack([log_patch(extract_snippet(x, int(i))) for i in onsets])
+
+
+def inputs_at(
+    x: np.ndarray, onsets: Sequence[int], model: PulseModel | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """What ``model`` scores for each onset of 12-kHz audio ``x``: the feature rows, and the
+    pictures when the model has a network (else None)."""
+    m = model or default_model()
+    return features_at(x, onsets), patches_at(x, onsets) if m.needs_pictures else None
+
+
 def decide(
     features: np.ndarray,
     times_s: Sequence[float],
     snrs_db: Sequence[float],
     model: PulseModel | None = None,
+    pictures: np.ndarray | None = None,
 ) -> list[PulseDecision]:
-    """Decisions for precomputed feature rows."""
+    """Decisions for precomputed feature rows (and pictures, for a model with a network)."""
     m = model or default_model()
     if features.shape[0] == 0:
         return []
     raw = m.raw_score(features)
-    prob = m.calibrate(raw)
+    cnn = m.cnn_score(pictures, len(raw))
+    prob = m.calibrate(raw, cnn)
     lab_p = m.label_probabilities(features)
     confusers = m.likely_confuser(features)
     out = []
@@ -84,6 +107,9 @@ def decide(
                 snr_db=float(snrs_db[i]),
                 features=dict(zip(FEATURE_NAMES, map(float, features[i]), strict=True)),
                 label_scores=dict(zip(m.label_names, map(float, lab_p[i]), strict=True)),
+                component_scores=(
+                    {"trees": float(raw[i]), "cnn": float(cnn[i])} if m.needs_pictures else {}
+                ),
             )
         )
     return out
@@ -98,9 +124,9 @@ def classify_pulses(
     """Classify impulses whose onsets (seconds from the start of ``x``) a picker found."""
     y = resample(x, rate_hz, ANALYSIS_RATE_HZ)
     idx = [round(t * ANALYSIS_RATE_HZ) for t in onsets_s]
-    feats = features_at(y, idx)
+    feats, pics = inputs_at(y, idx, model)
     snrs = [float(f[0]) for f in feats]
-    return decide(feats, list(onsets_s), snrs, model)
+    return decide(feats, list(onsets_s), snrs, model, pics)
 
 
 def classify_audio(
@@ -113,5 +139,5 @@ def classify_audio(
     """Find the impulses in a block of audio and classify each of them."""
     y = resample(x, rate_hz, ANALYSIS_RATE_HZ)
     imps = find_impulses(y, ANALYSIS_RATE_HZ, threshold_db=trigger_db)
-    feats = features_at(y, [i.index for i in imps])
-    return decide(feats, [i.t_s for i in imps], [i.snr_db for i in imps], model)
+    feats, pics = inputs_at(y, [i.index for i in imps], model)
+    return decide(feats, [i.t_s for i in imps], [i.snr_db for i in imps], model, pics)

@@ -95,11 +95,12 @@ def _analysis_window(
 def classifier_score(snippet: np.ndarray, sample_rate_hz: int, onset_index: int) -> float:
     """Gunfire probability of the impulse at ``onset_index`` (issue 3's pulse model)."""
     from shotwatch.classification.model import default_model
-    from shotwatch.classification.pulse import features_at
+    from shotwatch.classification.pulse import inputs_at
 
     x, onset = _analysis_window(snippet, sample_rate_hz, onset_index)
     # Only the calibrated probability: the label breakdown is the server's business.
-    return float(default_model().probability(features_at(x, [onset]))[0])
+    m = default_model()
+    return float(m.probability(*inputs_at(x, [onset], m))[0])
 
 
 SCORERS: dict[str, Scorer] = {
