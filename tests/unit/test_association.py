@@ -278,6 +278,24 @@ def test_rapid_fire_gives_every_round(seed: int) -> None:
     assert len(shots) <= len(truth)
 
 
+def test_rapid_fire_over_many_scenes_finds_rounds_not_echoes() -> None:
+    """Twenty seeded bursts (240 rounds): the repeat search also looks behind a located round
+    (an earlier round too few sensors heard cleanly to start on its own), and a burst's
+    echoes, which seem to come from the same place with residuals of milliseconds, are not
+    taken for more rounds. Before both: 229 rounds found with 13 extra shots."""
+    found = extra = total = 0
+    for seed in range(100, 120):
+        sensors, pulses, truth = _rapid_fire(seed)
+        shots, _ = associate_all(pulses, settings=Settings(), c_mps=C, sensors=sensors)
+        m = _match(shots, truth)
+        total += len(truth)
+        found += m
+        extra += len(shots) - m
+    assert total == 240
+    assert found >= 231
+    assert extra <= 6
+
+
 def test_repeats_are_found_by_their_lag() -> None:
     """Without the repeat search (a lag tolerance too small to match anything) rapid fire
     loses rounds that the repeat search finds: the search is what finds them."""

@@ -69,6 +69,11 @@ _TRIAL_S = 0.15
 _YOUNG = 8
 #: Shots closer than this (m) are at the same place (another round from the same gun).
 _SAME_PLACE_M = 25.0
+#: ...and is another round only when it fits about as well as the rounds there (residual rms
+#: within this factor of their median, or under the floor, s): a burst's echoes also seem to
+#: come from its place, with residuals of milliseconds.
+_SAME_PLACE_RMS_FACTOR = 3.0
+_SAME_PLACE_RMS_FLOOR_S = 0.002
 #: A set this close (m, s) to a final shot, heard mostly at other sensors, is a split of it.
 _SPLIT_M = 60.0
 _SPLIT_S = 0.2
@@ -578,22 +583,29 @@ class Associator:
 
     def _backfill_votes(self, parent: Hypothesis, sensors: Iterable[int]) -> None:
         """Pulses already in the buffer after the parent's arrivals at these sensors vote
-        too: the first rounds of rapid fire often arrive before their first round is known."""
+        too: the first rounds of rapid fire often arrive before their first round is known.
+        So do those before them (negative lags): an earlier round from the same place that
+        too few sensors heard cleanly to start on its own is found behind a later one."""
         st = self.store
         new: list[tuple[float, int, int, float]] = []
         for si in sensors:
             a_t = self._template(parent, si)
             if a_t is None:
                 continue
-            a, b = st.window(a_t + _REPEAT_MIN_LAG_S, a_t + self.rep_max_lag_s)
-            if b <= a:
-                continue
-            hit = np.flatnonzero(
-                (st.s[a:b] == si) & ((st.owner[a:b] == FREE) | (st.owner[a:b] == CLAIMED))
-            )
-            for j in (a + hit).tolist():
-                t = float(st.t[j])
-                new.append((t - a_t, si, int(st.handle[j]), t))
+            for lo, hi, backward in (
+                (a_t + _REPEAT_MIN_LAG_S, a_t + self.rep_max_lag_s, False),
+                (a_t - self.rep_max_lag_s, a_t - _REPEAT_MIN_LAG_S, True),
+            ):
+                a, b = st.window(lo, hi)
+                if b <= a:
+                    continue
+                own = st.owner[a:b]
+                # earlier rounds that were found hold their pulses: only free ones vote back
+                usable = (own == FREE) if backward else ((own == FREE) | (own == CLAIMED))
+                hit = np.flatnonzero((st.s[a:b] == si) & usable)
+                for j in (a + hit).tolist():
+                    t = float(st.t[j])
+                    new.append((t - a_t, si, int(st.handle[j]), t))
         if new:
             self._add_votes(parent, new)
 
@@ -1073,7 +1085,7 @@ class Associator:
         if hyp.parent is not None:
             lags.append(hyp.lag_s)
         if lags:
-            half = 0.5 * min(lags)
+            half = 0.5 * min(abs(x) for x in lags)
             early, late = min(early, half), min(late, half)
         reach = self._member_reach_m(hyp)
         a, b = st.window(f.t0_s - early, f.t0_s + reach / self.c * (1.0 + self.rel) + late)
@@ -1192,8 +1204,14 @@ class Associator:
             return "chance"
         mine = self._arrivals(hyp)
         finals = [o for o in self._hyps.values() if o is not hyp and o.final is not None]
-        # another round from where a shot was already located is not anyone's echo
-        known_place = any(self._same_place(o.final, shot) for o in finals if o.final)
+        # another round from where a shot was already located is not anyone's echo, if it
+        # fits as well as the rounds there: a burst's echoes seem to come from there too, badly
+        there = [
+            o.final.residual_rms_s for o in finals if o.final and self._same_place(o.final, shot)
+        ]
+        known_place = bool(there) and shot.residual_rms_s <= max(
+            _SAME_PLACE_RMS_FLOOR_S, _SAME_PLACE_RMS_FACTOR * float(np.median(there))
+        )
         for other in finals:
             f = other.final
             assert f is not None
