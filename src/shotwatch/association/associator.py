@@ -585,29 +585,51 @@ class Associator:
         """Pulses already in the buffer after the parent's arrivals at these sensors vote
         too: the first rounds of rapid fire often arrive before their first round is known.
         So do those before them (negative lags): an earlier round from the same place that
-        too few sensors heard cleanly to start on its own is found behind a later one."""
+        too few sensors heard cleanly to start on its own is found behind a later one.
+
+        One pass over the buffer span of all the sensors' windows (each row's lag behind its
+        own sensor's arrival), votes ordered by sensor as given, forward before backward,
+        then by time."""
         st = self.store
-        new: list[tuple[float, int, int, float]] = []
+        order: list[int] = []
+        arrival: list[float] = []
         for si in sensors:
             a_t = self._template(parent, si)
-            if a_t is None:
-                continue
-            for lo, hi, backward in (
-                (a_t + _REPEAT_MIN_LAG_S, a_t + self.rep_max_lag_s, False),
-                (a_t - self.rep_max_lag_s, a_t - _REPEAT_MIN_LAG_S, True),
-            ):
-                a, b = st.window(lo, hi)
-                if b <= a:
-                    continue
-                own = st.owner[a:b]
-                # earlier rounds that were found hold their pulses: only free ones vote back
-                usable = (own == FREE) if backward else ((own == FREE) | (own == CLAIMED))
-                hit = np.flatnonzero((st.s[a:b] == si) & usable)
-                for j in (a + hit).tolist():
-                    t = float(st.t[j])
-                    new.append((t - a_t, si, int(st.handle[j]), t))
-        if new:
-            self._add_votes(parent, new)
+            if a_t is not None:
+                order.append(si)
+                arrival.append(a_t)
+        if not order:
+            return
+        span = self.rep_max_lag_s
+        a, b = st.window(min(arrival) - span, max(arrival) + span)
+        if b <= a:
+            return
+        rank = np.full(len(self._sx), -1, dtype=np.int64)
+        at = np.full(len(self._sx), np.nan)
+        rank[order] = np.arange(len(order))
+        at[order] = arrival
+        ss = st.s[a:b]
+        lag = st.t[a:b] - at[ss]  # NaN for sensors not asked about: no comparison holds
+        own = st.owner[a:b]
+        free = own == FREE
+        fwd = (lag >= _REPEAT_MIN_LAG_S) & (lag <= span) & (free | (own == CLAIMED))
+        # earlier rounds that were found hold their pulses: only free ones vote back
+        bwd = (lag <= -_REPEAT_MIN_LAG_S) & (lag >= -span) & free
+        hit = np.flatnonzero(fwd | bwd)
+        if len(hit) == 0:
+            return
+        hit = hit[np.lexsort((hit, bwd[hit], rank[ss[hit]]))]
+        rows = a + hit
+        new = list(
+            zip(
+                lag[hit].tolist(),
+                ss[hit].tolist(),
+                st.handle[rows].tolist(),
+                st.t[rows].tolist(),
+                strict=True,
+            )
+        )
+        self._add_votes(parent, new)
 
     def _add_votes(self, parent: Hypothesis, new: list[tuple[float, int, int, float]]) -> None:
         """Record lags behind ``parent`` (kept sorted by lag); every lag that now holds
