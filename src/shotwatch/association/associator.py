@@ -340,6 +340,8 @@ class Associator:
         """Since the last call: every hypothesis created or grown that passes the evidence
         tests as it stands (what a console may show before the shot is final), and the final
         or retracted end of those shown. A hypothesis that has not (yet) passed is not shown."""
+        if not self._changed and not self._provisional:
+            return []
         out: list[ProvisionalShot] = []
         for slot in sorted(self._changed):
             hyp = self._hyps.get(slot)
@@ -604,21 +606,29 @@ class Associator:
         a, b = st.window(min(arrival) - span, max(arrival) + span)
         if b <= a:
             return
-        rank = np.full(len(self._sx), -1, dtype=np.int64)
-        at = np.full(len(self._sx), np.nan)
-        rank[order] = np.arange(len(order))
-        at[order] = arrival
         ss = st.s[a:b]
-        lag = st.t[a:b] - at[ss]  # NaN for sensors not asked about: no comparison holds
+        if len(order) == 1:  # a pulse joining one at a time: no lookup needed
+            lag = np.where(ss == order[0], st.t[a:b] - arrival[0], np.nan)
+        else:  # each row's sensor looked up among the asked ones (dozens of thousands)
+            asked = np.asarray(order, dtype=np.int64)
+            by_id = np.argsort(asked)
+            k = np.minimum(np.searchsorted(asked[by_id], ss), len(asked) - 1)
+            rank = by_id[k]  # position in the asked order
+            known = asked[rank] == ss
+            lag = np.where(known, st.t[a:b] - np.asarray(arrival)[rank], np.nan)
+        # NaN for sensors not asked about: no comparison below holds for them
         own = st.owner[a:b]
         free = own == FREE
         fwd = (lag >= _REPEAT_MIN_LAG_S) & (lag <= span) & (free | (own == CLAIMED))
         # earlier rounds that were found hold their pulses: only free ones vote back
         bwd = (lag <= -_REPEAT_MIN_LAG_S) & (lag >= -span) & free
-        hit = np.flatnonzero(fwd | bwd)
+        if len(order) == 1:
+            hit = np.concatenate((np.flatnonzero(fwd), np.flatnonzero(bwd)))
+        else:
+            hit = np.flatnonzero(fwd | bwd)
+            hit = hit[np.lexsort((hit, bwd[hit], rank[hit]))]
         if len(hit) == 0:
             return
-        hit = hit[np.lexsort((hit, bwd[hit], rank[ss[hit]]))]
         rows = a + hit
         new = list(
             zip(
@@ -1122,9 +1132,13 @@ class Associator:
         r = st.t[rows] - f.t0_s - d / self.c
         model = self.rel * d / self.c  # what the propagation model may be off on the path
         ok = (r >= -early - model) & (r <= late + model) & (d <= self.reach_m)
-        out: dict[int, int] = {}
-        for j in np.flatnonzero(ok):
-            out.setdefault(int(ss[j]), int(st.handle[rows[j]]))
+        # per sensor its earliest pulse in the window (rows are in time order)
+        ss_ok = ss[ok]
+        _, first = np.unique(ss_ok, return_index=True)
+        first.sort()
+        out: dict[int, int] = dict(
+            zip(ss_ok[first].tolist(), st.handle[rows[ok][first]].tolist(), strict=True)
+        )
         parent = self._parent_of(hyp)
         if parent is not None:
             # where the parent was heard, the arrival at its lag, not the geometric window
@@ -1344,20 +1358,29 @@ class Associator:
         )
 
     def _provisional_shot(self, hyp: Hypothesis) -> ShotLocation:
+        # a version per grown hypothesis, and a shell burst grows to hundreds of members:
+        # per member only list indexing, the rest in numpy and C-level zips
         st = self.store
         f = hyp.fit
-        pulses = [st.pulse(h) for h in hyp.members.values()]
-        resid = {p.pulse_id: float(r) for p, r in zip(pulses, f.residuals_s, strict=False)}
-        rms = float(np.sqrt(np.mean(f.residuals_s**2))) if len(f.residuals_s) else 0.0
-        outliers = tuple(k for k, r in resid.items() if not -self.early_s <= r <= self.late_s)
+        members = hyp.members
+        rows = st.rows(np.fromiter(members.values(), dtype=np.int64, count=len(members)))
+        store_pulses = st.pulses
+        pulses = [store_pulses[r] for r in rows.tolist()]
+        pids = [p.pulse_id for p in pulses]
+        r_s = f.residuals_s[: len(pids)]
+        resid = dict(zip(pids, r_s.tolist(), strict=False))
+        n_r = len(f.residuals_s)
+        rms = math.sqrt(float(np.dot(f.residuals_s, f.residuals_s)) / n_r) if n_r else 0.0
+        off = np.flatnonzero((r_s < -self.early_s) | (r_s > self.late_s))
+        outliers = tuple(pids[i] for i in off.tolist())
         return ShotLocation(
             shot_id=hyp.key,
             t0_s=f.t0_s,
             x_m=f.x_m,
             y_m=f.y_m,
             z_m=f.z_m,
-            pulse_ids=tuple(p.pulse_id for p in pulses),
-            sensors=tuple(p.sensor for p in pulses),
+            pulse_ids=tuple(pids),
+            sensors=tuple([p.sensor for p in pulses]),
             residuals_s=resid,
             residual_rms_s=rms,
             uncertainty_m=2.15 * f.sigma_xy_m,
