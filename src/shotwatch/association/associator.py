@@ -1240,14 +1240,7 @@ class Associator:
             return "chance"
         mine = self._arrivals(hyp)
         finals = [o for o in self._hyps.values() if o is not hyp and o.final is not None]
-        # another round from where a shot was already located is not anyone's echo, if it
-        # fits as well as the rounds there: a burst's echoes seem to come from there too, badly
-        there = [
-            o.final.residual_rms_s for o in finals if o.final and self._same_place(o.final, shot)
-        ]
-        known_place = bool(there) and shot.residual_rms_s <= max(
-            _SAME_PLACE_RMS_FLOOR_S, _SAME_PLACE_RMS_FACTOR * float(np.median(there))
-        )
+        known_place: bool | None = None  # worked out only when a shot looks like an echo
         for other in finals:
             f = other.final
             assert f is not None
@@ -1258,14 +1251,16 @@ class Associator:
                 return "same_emission"
             n_other = len(other.members)
             if (
-                not known_place
-                and f.t0_s < shot.t0_s <= f.t0_s + a_set.echo_tail_s
+                f.t0_s < shot.t0_s <= f.t0_s + a_set.echo_tail_s
                 and len(heard) < a_set.echo_support_ratio * n_other
                 and evidence.echo_of(mine, self._arrivals(other), tail_s=a_set.echo_tail_s)
             ):
-                if self.trace is not None:
-                    self.trace.append(f"echo of {other.key}: {len(heard)} vs {n_other} sensors")
-                return "echo"
+                if known_place is None:
+                    known_place = self._known_place(shot, finals)
+                if not known_place:  # else another round from a place that fired before
+                    if self.trace is not None:
+                        self.trace.append(f"echo of {other.key}: {len(heard)} vs {n_other} sensors")
+                    return "echo"
             if (
                 math.hypot(f.x_m - shot.x_m, f.y_m - shot.y_m) <= _SPLIT_M
                 and abs(f.t0_s - shot.t0_s) <= _SPLIT_S
@@ -1275,6 +1270,17 @@ class Associator:
                 # of that emission's arrivals, split off by a poor early fit
                 return "split"
         return ""
+
+    def _known_place(self, shot: ShotLocation, finals: list[Hypothesis]) -> bool:
+        """Another round from where shots were already located is not anyone's echo, if it
+        fits about as well as the rounds there: a burst's echoes seem to come from there too,
+        with residuals of milliseconds."""
+        there = [
+            o.final.residual_rms_s for o in finals if o.final and self._same_place(o.final, shot)
+        ]
+        return bool(there) and shot.residual_rms_s <= max(
+            _SAME_PLACE_RMS_FLOOR_S, _SAME_PLACE_RMS_FACTOR * float(np.median(there))
+        )
 
     def _same_place(self, a: ShotLocation, b: ShotLocation) -> bool:
         apart = math.hypot(a.x_m - b.x_m, a.y_m - b.y_m)
