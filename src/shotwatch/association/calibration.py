@@ -90,11 +90,36 @@ def propagation_error_from(
     )
 
 
+def pooled_excess(
+    shots: Iterable[ShotLocation],
+    sensors: Mapping[str, Sensor],
+    *,
+    c_mps: float | None,
+    pick_tolerance_s: float,
+    min_inliers: int = 6,
+) -> tuple[list[float], int]:
+    """Every shot's :func:`pair_excess` pooled, and how many shots gave pairs. ``c_mps``
+    None: each shot's own speed of sound."""
+    excess: list[float] = []
+    n = 0
+    for shot in shots:
+        e = pair_excess(
+            shot,
+            sensors,
+            c_mps=shot.speed_of_sound_mps if c_mps is None else c_mps,
+            pick_tolerance_s=pick_tolerance_s,
+            min_inliers=min_inliers,
+        )
+        n += bool(e)
+        excess += e
+    return excess, n
+
+
 def calibrate_propagation_error(
     shots: Iterable[ShotLocation],
     sensors: Mapping[str, Sensor],
     *,
-    c_mps: float,
+    c_mps: float | None,
     pick_tolerance_s: float,
     quantile: float = 0.95,
     min_inliers: int = 6,
@@ -102,12 +127,7 @@ def calibrate_propagation_error(
 ) -> PropagationCalibration | None:
     """``propagation_error`` from located shots (see the module doc); None when fewer than
     ``min_pairs`` pairs come from shots with ``min_inliers`` or more inlier sensors."""
-    excess: list[float] = []
-    n = 0
-    for shot in shots:
-        e = pair_excess(
-            shot, sensors, c_mps=c_mps, pick_tolerance_s=pick_tolerance_s, min_inliers=min_inliers
-        )
-        n += bool(e)
-        excess += e
+    excess, n = pooled_excess(
+        shots, sensors, c_mps=c_mps, pick_tolerance_s=pick_tolerance_s, min_inliers=min_inliers
+    )
     return propagation_error_from(excess, shots=n, quantile=quantile, min_pairs=min_pairs)

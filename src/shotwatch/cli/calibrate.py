@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from shotwatch.association.calibration import pair_excess, propagation_error_from
+from shotwatch.association.calibration import pooled_excess, propagation_error_from
 from shotwatch.cli.common import add_config_option, add_db_option
 from shotwatch.core.errors import InputError
 from shotwatch.core.model import parse_utc
@@ -65,18 +65,9 @@ def run(args: argparse.Namespace) -> int:
             shots = load_shots(session=session, start_s=since, end_s=until)
     finally:
         engine.dispose()
-    excess: list[float] = []
-    used = 0
-    for shot in shots:
-        e = pair_excess(
-            shot,
-            sensors,
-            c_mps=shot.speed_of_sound_mps,
-            pick_tolerance_s=tol,
-            min_inliers=args.min_inliers,
-        )
-        used += bool(e)
-        excess += e
+    excess, used = pooled_excess(
+        shots, sensors, c_mps=None, pick_tolerance_s=tol, min_inliers=args.min_inliers
+    )
     cal = propagation_error_from(excess, shots=used, quantile=args.quantile)
     if cal is None:
         print(
