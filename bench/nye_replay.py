@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
+import math
 import multiprocessing as mp
 import os
 import resource
@@ -166,6 +168,82 @@ class LoopSampler:
                 self.stage["other"] += 1
 
 
+def by_window(
+    truth: list[TruthShot],
+    first_seen: dict[int, dict[int, float]],
+    last_sent: dict[int, float],
+    window_s: float = 300.0,
+) -> list[dict[str, Any]]:
+    """Report -> queue and shots never queued per ``window_s`` of the night (by firing time):
+    where in the slice the tail and the misses fall."""
+    if not truth:
+        return []
+    t0 = min(sh.t_fire_s for sh in truth)
+    groups: dict[int, list[TruthShot]] = {}
+    for sh in truth:
+        groups.setdefault(int((sh.t_fire_s - t0) // window_s), []).append(sh)
+    out = []
+    for k in sorted(groups):
+        lat = [
+            max(0.0, t - last_sent[sh.n]) * 1000.0
+            for sh in groups[k]
+            if sh.n in last_sent
+            for t in first_seen.get(sh.n, {}).values()
+        ]
+        out.append(
+            {
+                "from_s": k * window_s,
+                "shots": len(groups[k]),
+                "never_in_queue": sum(1 for sh in groups[k] if sh.n not in first_seen),
+                "p50_ms": round(pct(lat, 50), 1) if lat else None,
+                "p99_ms": round(pct(lat, 99), 1) if lat else None,
+                "max_ms": round(max(lat), 1) if lat else None,
+            }
+        )
+    return out
+
+
+def slowest(
+    truth: list[TruthShot],
+    first_seen: dict[int, dict[int, float]],
+    last_sent: dict[int, float],
+    ids_of: dict[int, list[str]],
+    *,
+    first_info: dict[int, dict[str, Any]],
+    k: int = 25,
+) -> list[dict[str, Any]]:
+    """The shots that took longest to reach a console, with their neighbours in space and
+    time (evaluation only: what the slow ones have in common)."""
+    rows = []
+    for sh in truth:
+        seen = first_seen.get(sh.n)
+        if not seen or sh.n not in last_sent:
+            continue
+        lat = (min(seen.values()) - last_sent[sh.n]) * 1000.0
+        near = min(
+            (
+                (math.hypot(o.x_m - sh.x_m, o.y_m - sh.y_m), o.t_fire_s - sh.t_fire_s)
+                for o in truth
+                if o.n != sh.n and abs(o.t_fire_s - sh.t_fire_s) < 60.0
+            ),
+            default=(float("inf"), 0.0),
+        )
+        rows.append(
+            {
+                "n": sh.n,
+                "first_console_ms": round(lat, 1),
+                "reports": len(sh.reports),
+                "span_s": round(sh.last_arrival_s - min(r.arrival_s for r in sh.reports), 3),
+                "nearest_m": round(near[0], 1),
+                "nearest_dt_s": round(near[1], 2),
+                "incidents": ids_of.get(sh.n, []),
+                "first_seen_as": first_info.get(sh.n),
+            }
+        )
+    rows.sort(key=lambda r: -r["first_console_ms"])
+    return rows[:k]
+
+
 def real_pipeline(cfg: dict[str, Any], frame: LocalFrame, sessions: Any) -> tuple[Any, Any, Any]:
     """The production pipeline as ``shotwatch serve`` runs it (association, location,
     incidents, preliminary versions, results stored), on a clock that runs at the replay's
@@ -181,7 +259,7 @@ def real_pipeline(cfg: dict[str, Any], frame: LocalFrame, sessions: Any) -> tupl
     sensors = [Sensor(serial, x, y, z) for serial, x, y, z in cfg["sensors"]]
     consumer = PipelineConsumer(
         lambda sink: Pipeline(settings, clock, sink, frame=frame, sensors=sensors),
-        StoreSink(sessions),
+        StoreSink(sessions, background=True),
         preliminary=True,
     )
 
@@ -487,16 +565,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     srv2truth: dict[str, int | None] = {}
     first_seen: dict[int, dict[int, float]] = {}
     ids_of: dict[int, list[str]] = {}
+    first_info: dict[int, dict[str, Any]] = {}
+
+    fire_times = [sh.t_fire_s for sh in truth]
+    matched: dict[tuple[str, float, float, float], int | None] = {}
+
+    def match_version(d: dict[str, Any]) -> int | None:
+        """The truth shot one shown version is about (cached: 50 consoles see each version);
+        every version is matched, since a forming incident's first place can be off."""
+        key = (d["incident_id"], float(d["x_m"]), float(d["y_m"]), float(d["start_s"]))
+        if key not in matched:
+            start = key[3]
+            lo = bisect.bisect_left(fire_times, start - 5.0)
+            hi = bisect.bisect_right(fire_times, start + 5.0)
+            m = match(truth[lo:hi], key[1], key[2], start)
+            matched[key] = None if m is None else m.n
+        return matched[key]
 
     def seen_real(i: int, t: float, d: dict[str, Any]) -> None:
         iid = d["incident_id"]
-        if iid not in srv2truth:
-            m = match(truth, float(d["x_m"]), float(d["y_m"]), float(d["start_s"]))
-            srv2truth[iid] = None if m is None else m.n
-            if m is not None:
-                ids_of.setdefault(m.n, []).append(iid)
-        n = srv2truth[iid]
+        n = match_version(d)
+        if iid not in srv2truth or n is not None:
+            srv2truth[iid] = n
         if n is not None:
+            if iid not in ids_of.setdefault(n, []):
+                ids_of[n].append(iid)
+            if n not in first_seen:
+                first_info[n] = {"forming": d.get("forming"), "version": d.get("version")}
             first_seen.setdefault(n, {}).setdefault(i, t)
 
     async def console(i: int) -> None:
@@ -735,6 +830,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 sum(Counter(console_commands)[precinct_of[sh.n]] for sh in truth)
                 / max(len(truth), 1)
             ),
+            "by_5_night_min": by_window(truth, first_seen, last_sent),
+            "slowest": slowest(truth, first_seen, last_sent, ids_of, first_info=first_info),
         }
     c2a = [
         max(*board_seen.get(i, [float("inf")]), received.get(i, float("inf"))) - t0

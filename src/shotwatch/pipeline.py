@@ -12,10 +12,13 @@ twice.
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -120,18 +123,53 @@ class TeeSink:
 class StoreSink:
     """Writes to the database through :mod:`shotwatch.storage.service`.
 
-    Pulses are buffered and written in batches (one transaction per batch, or before the
-    shots that use them); shots and incidents are committed as they come. What the store
-    reports (duplicates, conflicts) accumulates in :attr:`report`.
+    In the foreground (the default: replays, tools, tests) pulses are buffered and written in
+    batches (one transaction per batch, or before the shots that use them); shots and
+    incidents are committed as they come.
+
+    With ``background=True`` (the server, ADR 0108) the caller never waits for the database:
+    each call only queues its objects, and a writer thread commits everything waiting at that
+    moment in one transaction, in dependency order (the batch's pulses, then its shots, then
+    its incidents). Pulses are then stored within one commit of their arrival, not held back
+    until ``batch`` of them gather, so a restarted server finds them (``resume``). A batch that
+    fails is retried, then written call by call so that one bad object cannot take the others
+    with it; what still fails is kept in :attr:`errors`. :meth:`flush` waits for what is
+    queued; :meth:`close` commits it and stops the writer.
+
+    What the store reports (duplicates, conflicts) accumulates in :attr:`pulse_report`,
+    :attr:`shot_report` and :attr:`incident_report`.
     """
 
-    def __init__(self, session_factory: sessionmaker[Session], *, batch: int = 500) -> None:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        *,
+        batch: int = 500,
+        background: bool = False,
+        max_batch_calls: int = 2000,
+        retries: int = 3,
+    ) -> None:
         self._factory = session_factory
         self._batch = batch
         self._pending: list[Pulse] = []
         self.pulse_report = SaveReport()
         self.shot_report = SaveReport()
         self.incident_report = SaveReport()
+        self.errors: list[str] = []
+        self.commits = 0
+        self._max_calls = max_batch_calls
+        self._retries = retries
+        self._q: queue.SimpleQueue[tuple[str, list[object]]] | None = None
+        self._cond = threading.Condition()
+        self._queued = 0
+        self._done = 0
+        self._thread: threading.Thread | None = None
+        if background:
+            self._q = queue.SimpleQueue()
+            self._thread = threading.Thread(
+                target=self._run, name="pipeline-store-writer", daemon=True
+            )
+            self._thread.start()
 
     def _write(
         self,
@@ -139,15 +177,22 @@ class StoreSink:
         shots: Sequence[ShotLocation] = (),
         incidents: Sequence[Incident] = (),
     ) -> None:
-        with self._factory.begin() as session:
+        reports = []
+        with self._factory.begin() as session:  # the reports count only what was committed
             if pulses:
-                self.pulse_report.merge(save_pulses(pulses, session=session))
+                reports.append((self.pulse_report, save_pulses(pulses, session=session)))
             if shots:
-                self.shot_report.merge(save_shots(shots, session=session))
+                reports.append((self.shot_report, save_shots(shots, session=session)))
             if incidents:
-                self.incident_report.merge(save_incidents(incidents, session=session))
+                reports.append((self.incident_report, save_incidents(incidents, session=session)))
+        for total, one in reports:
+            total.merge(one)
+        self.commits += 1
 
     def pulses(self, pulses: Sequence[Pulse]) -> None:
+        if self._q is not None:
+            self._put("pulses", pulses)
+            return
         self._pending.extend(pulses)
         if len(self._pending) >= self._batch:
             self._flush_pending()
@@ -158,15 +203,88 @@ class StoreSink:
             self._write(pending)
 
     def shots(self, shots: Sequence[ShotLocation]) -> None:
+        if self._q is not None:
+            self._put("shots", shots)
+            return
         pending, self._pending = self._pending, []
         self._write(pending, shots=shots)
 
     def incidents(self, incidents: Sequence[Incident]) -> None:
+        if self._q is not None:
+            self._put("incidents", incidents)
+            return
         pending, self._pending = self._pending, []
         self._write(pending, incidents=incidents)
 
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until everything handed over so far is written (or failed); at once in the
+        foreground, where only buffered pulses can be waiting."""
+        if self._q is None:
+            self._flush_pending()
+            return True
+        with self._cond:
+            target = self._queued
+            return self._cond.wait_for(lambda: self._done >= target, timeout_s)
+
     def close(self) -> None:
-        self._flush_pending()
+        if self._q is None:
+            self._flush_pending()
+            return
+        if self._thread is not None and self._thread.is_alive():
+            self._q.put(("stop", []))
+            self._thread.join()
+
+    # -- the writer thread (background) ---------------------------------------------------
+    def _put(self, kind: str, items: Sequence[object]) -> None:
+        if not items:
+            return
+        assert self._q is not None
+        with self._cond:
+            self._queued += 1
+        self._q.put((kind, list(items)))
+
+    def _run(self) -> None:
+        assert self._q is not None
+        stop = False
+        while not stop:
+            calls = [self._q.get()]
+            while len(calls) < self._max_calls:
+                try:
+                    calls.append(self._q.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(kind == "stop" for kind, _ in calls)
+            calls = [c for c in calls if c[0] != "stop"]
+            if calls:
+                self._commit_calls(calls)
+            with self._cond:
+                self._done += len(calls)
+                self._cond.notify_all()
+
+    def _commit_calls(self, calls: list[tuple[str, list[object]]]) -> None:
+        def parts(group: list[tuple[str, list[object]]]) -> tuple[list[Any], ...]:
+            out: dict[str, list[Any]] = {"pulses": [], "shots": [], "incidents": []}
+            for kind, items in group:
+                out[kind].extend(items)
+            return out["pulses"], out["shots"], out["incidents"]
+
+        for attempt in range(self._retries):
+            try:
+                self._write(*parts(calls))
+                return
+            except Exception:
+                time.sleep(0.05 * 2**attempt)
+        for call in calls:  # isolate the call that fails; the others are still written
+            try:
+                self._write(*parts([call]))
+            except Exception as exc:
+                ids = [
+                    getattr(o, "pulse_id", None)
+                    or getattr(o, "shot_id", None)
+                    or getattr(o, "incident_id", "?")
+                    for o in call[1]
+                ]
+                self.errors.append(f"{call[0]} {ids[:5]}: {exc!r}")
 
 
 @dataclass

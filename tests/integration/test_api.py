@@ -431,3 +431,25 @@ def test_a_pipeline_fault_is_recorded_and_loses_no_report(nypd_server) -> None: 
     assert [k for k, _ in audited] == ["pipeline.failed"]
     assert "negative values" in audited[0][1]["error"]
     assert len(srv.pipeline_errors) == 1 and srv.evidence.pulses
+
+
+def test_lifespan_prefers_the_loop_and_closes_the_pipeline_sink(nypd_server) -> None:  # type: ignore[no-untyped-def]
+    """While the app runs, the interpreter hands the lock back to the event loop quickly;
+    at shutdown the old switch interval returns and the pipeline consumer is closed (its
+    store writes what it holds, ADR 0108)."""
+    import sys
+
+    srv, app, _ = nypd_server
+    closed: list[bool] = []
+    srv.consumer.close = lambda: closed.append(True)
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            seen.append(sys.getswitchinterval())
+
+    asyncio.run(run())
+    assert seen == [pytest.approx(srv.switch_interval_s)] and seen[0] < before
+    assert sys.getswitchinterval() == pytest.approx(before)
+    assert closed == [True]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -11,7 +12,7 @@ from tests.dbschema import isolated_url
 
 from shotwatch.core.acoustics import speed_of_sound_mps
 from shotwatch.core.clock import ReplayClock
-from shotwatch.core.model import Incident
+from shotwatch.core.model import Incident, Provenance
 from shotwatch.core.settings import Settings
 from shotwatch.pipeline import ListSink, Pipeline, StoreSink, replay
 from shotwatch.sim import SimResult, example_scenarios, load_scenario, simulate_pulses
@@ -163,4 +164,64 @@ def test_replay_into_the_store_and_again(
             expected.shot_list, key=lambda s: (s.t0_s, s.shot_id)
         )
         assert svc.count_pulses(session=session) == len(city.pulses)
+    engine.dispose()
+
+
+def test_background_store_commits_the_same_without_making_the_caller_wait(
+    city: SimResult, expected: ListSink, store_url: str
+) -> None:
+    """The server's writer thread (ADR 0108): while the database is held, feeding goes on;
+    afterwards everything is stored as the foreground sink stores it, pulses included."""
+    engine = make_engine(store_url)
+    factory = session_factory(engine)
+    gate = threading.Event()
+
+    class Held:  # a session factory that makes the writer wait until the gate opens
+        def begin(self) -> object:
+            assert gate.wait(30)
+            return factory.begin()
+
+    store = StoreSink(Held(), background=True)  # type: ignore[arg-type]
+    pipe, clock = _pipeline(city, store)
+    for p in sorted(city.pulses, key=lambda p: (p.t_s, p.sensor, p.pulse_id)):
+        clock.advance_to(p.t_s)
+        pipe.feed(p)  # returns although nothing can be committed yet
+    assert store.commits == 0 and not store.flush(timeout_s=0.05)
+    gate.set()
+    assert store.flush(timeout_s=30)
+    pipe.finish()  # the last incidents, then close: the writer commits them and stops
+    assert not store.errors
+    assert len(store.pulse_report.stored) + len(store.pulse_report.duplicates) == len(city.pulses)
+    with factory() as session:
+        assert svc.query_incidents(session=session) == expected.incident_list
+        assert svc.count_pulses(session=session) == len(city.pulses)
+    engine.dispose()
+
+
+def test_background_store_keeps_the_rest_when_one_object_fails(store_url: str) -> None:
+    """A batch that cannot commit is written call by call: the bad call is named in
+    ``errors``; the good ones are stored."""
+    engine = make_engine(store_url)
+    factory = session_factory(engine)
+    sim = simulate_pulses(load_scenario(example_scenarios()["city_single_shooter"]), 11)
+    good = sim.pulses[:5]
+    prov = Provenance.automatic("test", "1", 0.0)
+    bad = replace(  # names a pulse it replaces that does not exist: a foreign-key violation
+        sim.pulses[5], pulse_id="bad-pulse", provenance=replace(prov, supersedes="no-such")
+    )
+    gate = threading.Event()
+
+    class Held:
+        def begin(self) -> object:
+            assert gate.wait(30)
+            return factory.begin()
+
+    store = StoreSink(Held(), background=True, retries=1)  # type: ignore[arg-type]
+    store.pulses(good[:2])
+    store.pulses([bad])
+    store.pulses(good[2:])
+    gate.set()
+    store.close()
+    assert len(store.errors) == 1 and "bad-pulse" in store.errors[0]
+    assert sorted(store.pulse_report.stored) == sorted(p.pulse_id for p in good)
     engine.dispose()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import math
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -103,6 +104,11 @@ class Server:
     startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
+    # The event loop hands the interpreter lock to the database writer threads at every
+    # socket write and signature check; with CPython's default 5 ms switch interval it may
+    # wait that long to get it back, per call. While the app runs the interval is cut so the
+    # loop waits at most this long (ADR 0108); None leaves the interpreter's setting alone.
+    switch_interval_s: float | None = 0.0005
     scoring: Any = None  # api.classify.ScoringQueue, made on first use (or given)
     pipeline_errors: list[str] = field(default_factory=list)  # faults of consumer.feed
     wire_cache: dict[int, tuple[Resource | None, bytes]] = field(default_factory=dict)
@@ -128,6 +134,9 @@ class Server:
         """Shutdown: stop the scoring workers and flush the store if it buffers writes."""
         if self.scoring is not None:
             self.scoring.close()
+        close_consumer = getattr(self.consumer, "close", None)
+        if callable(close_consumer):
+            close_consumer()
         close = getattr(self.flow.store, "close", None)
         if callable(close):
             close()
@@ -274,6 +283,9 @@ IncidentId = Annotated[str, PathParam(min_length=1, max_length=200)]
 def create_app(server: Server) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        interval = sys.getswitchinterval()
+        if server.switch_interval_s is not None:
+            sys.setswitchinterval(server.switch_interval_s)
         await server.warm()
         for job in server.startup:  # e.g. re-send calls not delivered before a restart
             await job()
@@ -285,6 +297,7 @@ def create_app(server: Server) -> FastAPI:
         await server.settle()
         await server.flow.drain()
         server.close()
+        sys.setswitchinterval(interval)
 
     app = FastAPI(
         lifespan=lifespan,

@@ -75,6 +75,11 @@ class PipelineConsumer:
         self._rests_on: dict[str, set[str]] = {}  # tentative incident id -> its shot ids
         self._last: dict[str, Incident] = {}  # the version last shown of each incident
 
+    def close(self) -> None:
+        """Shutdown: write what the sink still holds (the pipeline's open shots and incidents
+        are not forced out; a restarted server rebuilds them from the stored pulses)."""
+        self.tap.close()
+
     def feed(self, pulse: Pulse) -> tuple[Sequence[ShotLocation], Sequence[Incident]]:
         incidents = list(self.pipeline.feed(pulse))
         shots = self.tap.take()

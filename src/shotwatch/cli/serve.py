@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         frame = LocalFrame(d.origin_lat_deg, d.origin_lon_deg)
     consumer = PipelineConsumer(
         lambda sink: Pipeline(settings, clock, sink, frame=frame),
-        StoreSink(sessions),
+        StoreSink(sessions, background=True),  # the loop never waits for the database
         preliminary=True,  # open incidents reach the queue within the shot wait (ADR 0106)
     )
     server = build_server(
@@ -240,7 +240,7 @@ def run_demo_server(args: argparse.Namespace, settings: object) -> int:
     people = demo_users(identity, command, mode)
     consumer = PipelineConsumer(
         lambda sink: Pipeline(settings, clock, sink, frame=frame),
-        StoreSink(sessions),
+        StoreSink(sessions, background=True),  # the loop never waits for the database
         preliminary=True,  # open incidents reach the queue within the shot wait (ADR 0106)
     )
     d = settings.dispatch.model_copy(update={"mode": mode})
