@@ -305,3 +305,24 @@ def test_repeats_are_found_by_their_lag() -> None:
         pulses, settings=_with_assoc(repeat_tolerance_s=1e-7), c_mps=C, sensors=sensors
     )
     assert _match(with_rep, truth) > _match(without, truth)
+
+
+def test_a_shot_does_not_take_a_pulse_far_beyond_where_it_was_heard() -> None:
+    """Two shots 2 km apart; by chance the second one reaches one of its sensors just when
+    the first one's sound would (if it carried 2 km). The first shot, heard only to 650 m,
+    must not take that pulse: it is the second shot's (NYE replay, shot 238 of the 690-min
+    slice, was lost this way)."""
+    sensors = _grid_sensors(n_side=9, spacing_m=500.0, seed=2)
+    a = (-1000.0, -1000.0, 2.0)
+    b_xy = (600.0, 300.0)
+    # the sensor nearest to B; B fires so that it arrives there when A's sound would
+    near_b = min(sensors, key=lambda s: math.hypot(s.x_m - b_xy[0], s.y_m - b_xy[1]))
+    t_a_there = a[2] + math.hypot(near_b.x_m - a[0], near_b.y_m - a[1]) / C
+    assert math.hypot(near_b.x_m - a[0], near_b.y_m - a[1]) > 1800.0
+    b = (*b_xy, t_a_there - math.hypot(near_b.x_m - b_xy[0], near_b.y_m - b_xy[1]) / C)
+    pulses = _stream(sensors, [a, b], seed=2, hear_m=650.0, echoes_per_pulse=0, false_per_sensor=0)
+    shots, _ = associate_all(pulses, settings=Settings(), c_mps=C, sensors=sensors)
+    assert _match(shots, [a, b]) == 2 and len(shots) == 2
+    by_sensor = {p.pulse_id: p.sensor for p in pulses}
+    (shot_a,) = [s for s in shots if math.hypot(s.x_m - a[0], s.y_m - a[1]) < 10]
+    assert near_b.serial not in {by_sensor[i] for i in shot_a.pulse_ids}

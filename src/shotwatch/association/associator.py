@@ -159,6 +159,8 @@ class Hypothesis:
     #: members it needs before later pulses at its sensors are tested as its repeats: fewer
     #: where fewer sensors lie around it (a sparse network)
     parent_need: int = _REPEAT_PARENT
+    #: the member reach worked out for (this fit, this many members)
+    reach: tuple[QuickFit | None, int, float] = (None, -1, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,7 +479,10 @@ class Associator:
                 # the same sensor (an echo, or the next round)
                 continue
             if hyp.final is not None:
-                if old is None and strict[k]:
+                # a later arrival of a final shot, from no farther than its final members
+                # were looked for (a shot heard to 600 m does not take a pulse at 2 km, which
+                # belongs to another shot there)
+                if old is None and strict[k] and self._within_reach(hyp, si):
                     st.owner[row] = USED
                     self.stats.late_members += 1
                     return True
@@ -485,6 +490,8 @@ class Associator:
             if not strict[k] and (
                 len(hyp.members) >= _YOUNG or not self._stretches(hyp, si, handle)
             ):
+                continue
+            if not self._within_reach(hyp, si):
                 continue
             members = dict(hyp.members)
             members[si] = handle
@@ -1150,6 +1157,14 @@ class Associator:
                     best = int(k[np.argmin(np.abs(tt[k] - want))])
                     out[si] = int(st.handle[rows[best]])
         return out
+
+    def _within_reach(self, hyp: Hypothesis, si: int) -> bool:
+        f = hyp.fit
+        fit, n, reach = hyp.reach
+        if fit is not f or n != len(hyp.members):
+            reach = self._member_reach_m(hyp)
+            hyp.reach = (f, len(hyp.members), reach)
+        return math.hypot(float(self._sx[si]) - f.x_m, float(self._sy[si]) - f.y_m) <= reach
 
     def _member_reach_m(self, hyp: Hypothesis) -> float:
         """How far from the source final members are looked for: half again the farthest
