@@ -114,3 +114,52 @@ def test_a_forming_incident_reaches_the_queue_within_a_second_of_its_pulses() ->
     assert first.incident_id == final.incident_id  # type: ignore[attr-defined]
     assert not versions[-1][1].extra.get("tentative")  # type: ignore[attr-defined]
     assert not any(v.extra.get("withdrawn") for _, v in versions)  # type: ignore[attr-defined]
+
+
+def test_a_shot_final_before_it_was_ever_shown_still_opens_its_incident() -> None:
+    """A shot can become final without having been shown as provisional (its pulses came in
+    a bunch after a server backlog). Its incident must come out as an open version then,
+    even while provisional shots elsewhere in the city are forming, not only at the close
+    30 s later (NYE replay: ~0.5 % of shots reached the consoles 3.5 s late this way)."""
+    from dataclasses import replace
+
+    sc = load_scenario(example_scenarios()["city_single_shooter"])
+    res = simulate_pulses(sc, 1)
+    st = Settings()
+    clock = ReplayClock(0.0)
+    cons = PipelineConsumer(lambda s: Pipeline(st, clock, s), preliminary=True)
+    assoc = cons.pipeline.associator
+    real_drain = assoc.drain_provisional  # type: ignore[attr-defined]
+    elsewhere: list[object] = []
+
+    def drain() -> list[object]:
+        # this shooter's shots are never shown as provisional; one forming shot 5 km away
+        # stays on the consoles the whole time
+        for u in real_drain():
+            if not elsewhere and u.plausible and not u.final and not u.retracted:
+                far = replace(u.shot, shot_id="far-away", x_m=u.shot.x_m + 5000.0)
+                elsewhere.append(replace(u, key="far-away", shot=far))
+                return list(elsewhere)
+        return []
+
+    assoc.drain_provisional = drain  # type: ignore[attr-defined]
+    versions: list[tuple[float, object]] = []
+    finals: list[object] = []
+
+    def take(out: tuple[object, object]) -> None:
+        for inc in out[1]:  # type: ignore[attr-defined]
+            (versions.append((clock.now(), inc)) if inc.extra.get("open") else finals.append(inc))
+
+    pulses = sorted(res.pulses, key=lambda p: p.t_s)
+    for p in pulses:
+        clock.advance_to(p.t_s)
+        take(cons.feed(p))
+    while clock.now() < pulses[-1].t_s + incident_close_delay_s(st) + 5:
+        clock.advance_by(0.25)
+        take(cons.tick())
+    assert elsewhere, "no provisional shot to keep elsewhere"
+    (final,) = [f for f in finals if "far-away" not in f.shot_ids]  # type: ignore[attr-defined]
+    mine = [(t, v) for t, v in versions if v.incident_id == final.incident_id]  # type: ignore[attr-defined]
+    assert mine, "the incident came out only when it closed"
+    assert mine[0][0] < final.end_s + incident_close_delay_s(st) - 20  # type: ignore[attr-defined]
+    assert mine[-1][1].rounds == final.rounds  # type: ignore[attr-defined]

@@ -109,8 +109,16 @@ class PipelineConsumer:
         open_incidents = getattr(builder, "open_incidents", None)
         now = self.pipeline.clock.now()
         built: list[Incident] = []
-        if preview is not None and self._tentative:
-            built = list(preview(list(self._tentative.values()), created_s=now))
+        if preview is not None and (self._tentative or shots):
+            # the incidents of the changed provisional shots and of the new final ones (a
+            # shot may become final without ever having been shown as provisional)
+            built = list(
+                preview(
+                    list(self._tentative.values()),
+                    created_s=now,
+                    holding={s.shot_id for s in shots},
+                )
+            )
         elif open_incidents is not None and shots:
             built = list(open_incidents(created_s=now))
         wanted = {s.shot_id for s in shots} | changed

@@ -25,7 +25,7 @@ incident closes when a later shot arrives more than ``max_gap_s`` after its last
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -217,13 +217,22 @@ class IncidentBuilder:
         shows these as preliminary versions; the same shots give the same incident id."""
         return [self.build(o.shots, created_s=created_s) for o in self._open]
 
-    def preview(self, tentative: list[ShotLocation], *, created_s: float) -> list[Incident]:
+    def preview(
+        self,
+        tentative: list[ShotLocation],
+        *,
+        created_s: float,
+        holding: Collection[str] = (),
+    ) -> list[Incident]:
         """The open incidents as they would stand with ``tentative`` shots added (shots still
         forming: the associator's plausible provisional versions), for each incident that
-        holds at least one of them. Nothing is kept: the final shots come through ``feed``."""
+        holds at least one of them or a final shot named in ``holding`` (one that just came
+        out). Nothing is kept: the final shots come through ``feed``."""
         st = self.settings
         groups = [_Open(list(o.shots), o.last_t_s) for o in self._open]
-        touched: list[_Open] = []
+        touched: list[_Open] = [
+            o for o in groups if holding and any(s.shot_id in holding for s in o.shots)
+        ]
         for shot in sorted(tentative, key=lambda s: s.t0_s):
             joined = [
                 o
