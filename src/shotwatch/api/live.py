@@ -103,22 +103,18 @@ class PipelineConsumer:
         provisional shots are in."""
         if not self.preliminary:
             return []
+        # final shots never shown as provisional (their pulses came in a bunch, or the
+        # hypothesis passed the evidence tests only when complete): their incidents are
+        # built too, or they would first appear when they close
+        unseen = {s.shot_id for s in shots if s.shot_id not in self._tentative}
         changed, retracted = self._drain_provisional(shots)
         builder = self.pipeline.incident_builder
         preview = getattr(builder, "preview", None)
         open_incidents = getattr(builder, "open_incidents", None)
         now = self.pipeline.clock.now()
         built: list[Incident] = []
-        if preview is not None and (self._tentative or shots):
-            # the incidents of the changed provisional shots and of the new final ones (a
-            # shot may become final without ever having been shown as provisional)
-            built = list(
-                preview(
-                    list(self._tentative.values()),
-                    created_s=now,
-                    holding={s.shot_id for s in shots},
-                )
-            )
+        if preview is not None and self._tentative:
+            built = list(preview(list(self._tentative.values()), created_s=now, holding=unseen))
         elif open_incidents is not None and shots:
             built = list(open_incidents(created_s=now))
         wanted = {s.shot_id for s in shots} | changed
