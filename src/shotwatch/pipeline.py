@@ -297,6 +297,10 @@ class PipelineStats:
     conflicts: list[str] = field(default_factory=list)
 
 
+#: how much of the recent past the delivery lag is judged on (clock seconds)
+_LAG_MEMORY_S = 5.0
+
+
 class Pipeline:
     """Pulses in arrival order -> shots -> incidents -> ``sink``.
 
@@ -341,6 +345,8 @@ class Pipeline:
         self.stats = PipelineStats()
         self.errors: list[InputError] = []
         self._finished = False
+        # (clock time a pulse was fed, how long after its arrival time that was)
+        self._lags: deque[tuple[float, float]] = deque()
 
     # ------------------------------------------------------------------ feeding
     def feed(self, pulse: Pulse) -> list[Incident]:
@@ -351,6 +357,8 @@ class Pipeline:
         if not self._remember(pulse):
             return []
         self.stats.pulses_fed += 1
+        now = self.clock.now()
+        self._lags.append((now, now - pulse.t_s))
         self.sink.pulses([pulse])
         shots = list(self.associator.feed(pulse))
         return self._after_shots(shots) + self.tick()
@@ -361,10 +369,27 @@ class Pipeline:
             out += self.feed(p)
         return out
 
+    def delivery_lag_s(self) -> float:
+        """How far behind the clock the pulses come in now: the median, over the pulses fed in
+        the last ``_LAG_MEMORY_S`` of the clock, of how long after its arrival time each was
+        fed (a sensor's post-roll, the network, a backlog in the server), within [0,
+        ``association.window_s``]; 0 when none came. A replay feeds at the arrival time: 0."""
+        now = self.clock.now()
+        lags = self._lags
+        while lags and lags[0][0] < now - _LAG_MEMORY_S:
+            lags.popleft()
+        if not lags:
+            return 0.0
+        ordered = sorted(lag for _, lag in lags)
+        return min(max(ordered[len(ordered) // 2], 0.0), self.settings.association.window_s)
+
     def tick(self) -> list[Incident]:
-        """Let time pass: shots whose wait is over by ``clock.now()`` are completed. Live
-        drivers call this periodically; replays get it after every pulse."""
-        now_s = self.clock.now()
+        """Let time pass: shots whose wait is over are completed. Live drivers call this
+        periodically; replays get it after every pulse. The time that has passed is the
+        clock's less the delivery lag (ADR 0109): a shot's wait is counted on the stream of
+        arrivals, so one whose last pulses are still on their way (post-roll, a backlog) is
+        not closed without them."""
+        now_s = self.clock.now() - self.delivery_lag_s()
         out = self._after_shots(list(self.associator.flush(until_s=now_s)))
         horizon_s = shot_horizon_s(self.settings)
         out += self._emit_incidents(list(self.incident_builder.close_idle(now_s - horizon_s)))

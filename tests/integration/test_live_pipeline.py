@@ -163,3 +163,32 @@ def test_a_shot_final_before_it_was_ever_shown_still_opens_its_incident() -> Non
     assert mine, "the incident came out only when it closed"
     assert mine[0][0] < final.end_s + incident_close_delay_s(st) - 20  # type: ignore[attr-defined]
     assert mine[-1][1].rounds == final.rounds  # type: ignore[attr-defined]
+
+
+def test_a_backlog_does_not_close_shots_before_their_pulses_are_in() -> None:
+    """Pulses handed over 9 s after their arrival time (a server backlog: in the NYE replay
+    at 10x, 0.9 s of wall) while the clock ticks on: the shots come out as in a replay at
+    the arrival times, not cut short because the clock passed their wait (ADR 0109)."""
+    sc = load_scenario(example_scenarios()["city_single_shooter"])
+    res = simulate_pulses(sc, 1)
+    st = Settings()
+    pulses = sorted(res.pulses, key=lambda p: p.t_s)
+
+    def run(lag_s: float) -> list[object]:
+        clock = ReplayClock(0.0)
+        cons = PipelineConsumer(lambda s: Pipeline(st, clock, s))
+        shots: list[object] = []
+        t = pulses[0].t_s
+        for p in pulses:
+            while t + 0.25 < p.t_s + lag_s:  # the server's ticker keeps running meanwhile
+                t += 0.25
+                clock.advance_to(t)
+                shots += cons.tick()[0]
+            clock.advance_to(p.t_s + lag_s)
+            shots += cons.feed(p)[0]
+        for _ in range(400):
+            clock.advance_by(0.25)
+            shots += cons.tick()[0]
+        return sorted((s.shot_id, tuple(sorted(s.pulse_ids))) for s in shots)  # type: ignore[attr-defined]
+
+    assert run(9.0) == run(0.0)
