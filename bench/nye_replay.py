@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import gc
 import json
 import math
 import multiprocessing as mp
@@ -114,6 +115,48 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("http: request/response (uvicorn, starlette)", ("uvicorn", "starlette", "h11", "fastapi")),
     ("idle: waiting for I/O", ("select", "_run_once")),
 )
+
+
+class GcPauses:
+    """The interpreter's garbage collections in the server process: how many per generation,
+    their total and longest pause (each stops every thread, the event loop too)."""
+
+    def __init__(self) -> None:
+        self.n: Counter[int] = Counter()
+        self.total_s: Counter[int] = Counter()
+        self.max_s: dict[int, float] = {}
+        self.long: list[tuple[float, int, float]] = []  # (when, generation, pause) > 100 ms
+        self._t0 = 0.0
+        gc.callbacks.append(self._cb)
+
+    def _cb(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+            return
+        gen = int(info.get("generation", -1))
+        dt = time.perf_counter() - self._t0
+        self.n[gen] += 1
+        self.total_s[gen] += dt
+        self.max_s[gen] = max(self.max_s.get(gen, 0.0), dt)
+        if dt > 0.1:
+            self.long.append((time.time(), gen, dt))
+
+    def stop(self) -> None:
+        if self._cb in gc.callbacks:
+            gc.callbacks.remove(self._cb)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            str(g): {
+                "n": self.n[g],
+                "total_s": round(self.total_s[g], 3),
+                "max_ms": round(self.max_s[g] * 1000, 1),
+            }
+            for g in sorted(self.n)
+        } | {
+            "over_100ms": len(self.long),
+            "longest_ms": [round(x[2] * 1000) for x in self.long][-20:],
+        }
 
 
 class LoopSampler:
@@ -420,14 +463,17 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
     sampler = LoopSampler(threading.get_ident()) if cfg["profile"] else None
     if sampler is not None:
         sampler.start()
+    pauses = GcPauses()
     cpu0 = time.process_time()
     asyncio.run(main())
+    pauses.stop()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = {
         "cpu_s": time.process_time() - cpu0,
         "workers_cpu_s": kids.ru_utime + kids.ru_stime,  # the scoring process(es)
         "store": store_name,
     }
+    out["gc_pauses"] = pauses.summary()
     if sampler is not None:
         out["profile"] = sampler.stop()
     Path(cfg["out"]).write_text(json.dumps(out))
@@ -895,6 +941,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "target_p99": 500,
         },
         "server_profile": server_info.get("profile"),
+        "server_gc_pauses": server_info.get("gc_pauses"),
     }
 
 

@@ -433,10 +433,12 @@ def test_a_pipeline_fault_is_recorded_and_loses_no_report(nypd_server) -> None: 
     assert len(srv.pipeline_errors) == 1 and srv.evidence.pulses
 
 
-def test_lifespan_prefers_the_loop_and_closes_the_pipeline_sink(nypd_server) -> None:  # type: ignore[no-untyped-def]
-    """While the app runs, the interpreter hands the lock back to the event loop quickly;
-    at shutdown the old switch interval returns and the pipeline consumer is closed (its
-    store writes what it holds, ADR 0108)."""
+def test_lifespan_prefers_the_loop_freezes_the_old_and_closes_the_sink(nypd_server) -> None:  # type: ignore[no-untyped-def]
+    """While the app runs, the interpreter hands the lock back to the event loop quickly
+    and long-lived objects are frozen out of the cyclic GC's full collections; at shutdown
+    the old switch interval returns, the objects are unfrozen and the pipeline consumer is
+    closed (its store writes what it holds, ADR 0108, 0110)."""
+    import gc
     import sys
 
     srv, app, _ = nypd_server
@@ -445,11 +447,22 @@ def test_lifespan_prefers_the_loop_and_closes_the_pipeline_sink(nypd_server) -> 
     before = sys.getswitchinterval()
     seen: list[float] = []
 
+    frozen: list[int] = []
+    srv.gc_freeze_every_s = 0.01
+
     async def run() -> None:
         async with app.router.lifespan_context(app):
             seen.append(sys.getswitchinterval())
+            for _ in range(200):  # the long-lived objects are moved out of the GC's sight
+                await asyncio.sleep(0.01)
+                if gc.get_freeze_count():
+                    frozen.append(gc.get_freeze_count())
+                    break
 
+    assert gc.get_freeze_count() == 0
     asyncio.run(run())
     assert seen == [pytest.approx(srv.switch_interval_s)] and seen[0] < before
     assert sys.getswitchinterval() == pytest.approx(before)
     assert closed == [True]
+    assert frozen and frozen[0] > 1000
+    assert gc.get_freeze_count() == 0  # and back in it at shutdown
