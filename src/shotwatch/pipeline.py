@@ -12,9 +12,6 @@ twice.
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,6 +31,7 @@ from shotwatch.storage.service import (
     save_pulses,
     save_shots,
 )
+from shotwatch.storage.writer import GroupWriter
 
 
 class AssociatorLike(Protocol):
@@ -157,19 +155,15 @@ class StoreSink:
         self.incident_report = SaveReport()
         self.errors: list[str] = []
         self.commits = 0
-        self._max_calls = max_batch_calls
-        self._retries = retries
-        self._q: queue.SimpleQueue[tuple[str, list[object]]] | None = None
-        self._cond = threading.Condition()
-        self._queued = 0
-        self._done = 0
-        self._thread: threading.Thread | None = None
+        self._writer: GroupWriter[tuple[str, list[Any]]] | None = None
         if background:
-            self._q = queue.SimpleQueue()
-            self._thread = threading.Thread(
-                target=self._run, name="pipeline-store-writer", daemon=True
+            self._writer = GroupWriter(
+                self._commit_calls,
+                self._failed,
+                name="pipeline-store-writer",
+                max_batch=max_batch_calls,
+                retries=retries,
             )
-            self._thread.start()
 
     def _write(
         self,
@@ -190,7 +184,7 @@ class StoreSink:
         self.commits += 1
 
     def pulses(self, pulses: Sequence[Pulse]) -> None:
-        if self._q is not None:
+        if self._writer is not None:
             self._put("pulses", pulses)
             return
         self._pending.extend(pulses)
@@ -203,14 +197,14 @@ class StoreSink:
             self._write(pending)
 
     def shots(self, shots: Sequence[ShotLocation]) -> None:
-        if self._q is not None:
+        if self._writer is not None:
             self._put("shots", shots)
             return
         pending, self._pending = self._pending, []
         self._write(pending, shots=shots)
 
     def incidents(self, incidents: Sequence[Incident]) -> None:
-        if self._q is not None:
+        if self._writer is not None:
             self._put("incidents", incidents)
             return
         pending, self._pending = self._pending, []
@@ -219,72 +213,37 @@ class StoreSink:
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until everything handed over so far is written (or failed); at once in the
         foreground, where only buffered pulses can be waiting."""
-        if self._q is None:
+        if self._writer is None:
             self._flush_pending()
             return True
-        with self._cond:
-            target = self._queued
-            return self._cond.wait_for(lambda: self._done >= target, timeout_s)
+        return self._writer.flush(timeout_s)
 
     def close(self) -> None:
-        if self._q is None:
+        if self._writer is None:
             self._flush_pending()
             return
-        if self._thread is not None and self._thread.is_alive():
-            self._q.put(("stop", []))
-            self._thread.join()
+        self._writer.close()
 
     # -- the writer thread (background) ---------------------------------------------------
     def _put(self, kind: str, items: Sequence[object]) -> None:
-        if not items:
-            return
-        assert self._q is not None
-        with self._cond:
-            self._queued += 1
-        self._q.put((kind, list(items)))
+        if items and self._writer is not None:
+            self._writer.put((kind, list(items)))
 
-    def _run(self) -> None:
-        assert self._q is not None
-        stop = False
-        while not stop:
-            calls = [self._q.get()]
-            while len(calls) < self._max_calls:
-                try:
-                    calls.append(self._q.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(kind == "stop" for kind, _ in calls)
-            calls = [c for c in calls if c[0] != "stop"]
-            if calls:
-                self._commit_calls(calls)
-            with self._cond:
-                self._done += len(calls)
-                self._cond.notify_all()
+    def _commit_calls(self, calls: list[tuple[str, list[Any]]]) -> None:
+        """One transaction for a batch of calls: its pulses, then its shots, its incidents."""
+        out: dict[str, list[Any]] = {"pulses": [], "shots": [], "incidents": []}
+        for kind, items in calls:
+            out[kind].extend(items)
+        self._write(out["pulses"], out["shots"], out["incidents"])
 
-    def _commit_calls(self, calls: list[tuple[str, list[object]]]) -> None:
-        def parts(group: list[tuple[str, list[object]]]) -> tuple[list[Any], ...]:
-            out: dict[str, list[Any]] = {"pulses": [], "shots": [], "incidents": []}
-            for kind, items in group:
-                out[kind].extend(items)
-            return out["pulses"], out["shots"], out["incidents"]
-
-        for attempt in range(self._retries):
-            try:
-                self._write(*parts(calls))
-                return
-            except Exception:
-                time.sleep(0.05 * 2**attempt)
-        for call in calls:  # isolate the call that fails; the others are still written
-            try:
-                self._write(*parts([call]))
-            except Exception as exc:
-                ids = [
-                    getattr(o, "pulse_id", None)
-                    or getattr(o, "shot_id", None)
-                    or getattr(o, "incident_id", "?")
-                    for o in call[1]
-                ]
-                self.errors.append(f"{call[0]} {ids[:5]}: {exc!r}")
+    def _failed(self, call: tuple[str, list[Any]], exc: Exception) -> None:
+        ids = [
+            getattr(o, "pulse_id", None)
+            or getattr(o, "shot_id", None)
+            or getattr(o, "incident_id", "?")
+            for o in call[1]
+        ]
+        self.errors.append(f"{call[0]} {ids[:5]}: {exc!r}")
 
 
 @dataclass

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import queue
-import threading
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -38,6 +35,7 @@ from shotwatch.dispatch.tables import (
     ReviewVersionRow,
 )
 from shotwatch.incidents.review import JournalEntry, Outcome, Record, ReviewState, Version
+from shotwatch.storage.writer import GroupWriter
 
 
 def _f(v: float | None) -> float | None:
@@ -255,9 +253,6 @@ class SqlFlowStore:
             s.add(delivery_row(delivery))
 
 
-_STOP = object()
-
-
 class BatchedSqlFlowStore:
     """Group commit on a writer thread (ADR 0099): ``save_*`` only queue the change (the
     caller, the server's event loop, never waits for the database); the writer commits all
@@ -276,94 +271,58 @@ class BatchedSqlFlowStore:
         self, sessions: sessionmaker[Session], *, max_batch: int = 1000, retries: int = 3
     ) -> None:
         self.sessions = sessions
-        self.max_batch = max_batch
-        self.retries = retries
         self.errors: list[str] = []
-        self.batches = 0
-        self.changes = 0
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._cond = threading.Condition()
-        self._queued = 0
-        self._done = 0
-        self._thread = threading.Thread(target=self._run, name="flow-store-writer", daemon=True)
-        self._thread.start()
+        self._writer: GroupWriter[tuple[Any, ...]] = GroupWriter(
+            self._commit,
+            self._failed,
+            name="flow-store-writer",
+            max_batch=max_batch,
+            retries=retries,
+        )
+
+    @property
+    def batches(self) -> int:
+        return self._writer.batches
+
+    @property
+    def changes(self) -> int:
+        return self._writer.changes
 
     # -- FlowStore ------------------------------------------------------------------------
     def save_record(self, rec: Record) -> None:
-        self._put(("record", rec.current.incident.incident_id, record_values(rec)))
+        self._writer.put(("record", rec.current.incident.incident_id, record_values(rec)))
 
     def save_version(self, version: Version) -> None:
-        self._put(("row", version_row, version))
+        self._writer.put(("row", version_row, version))
 
     def save_journal(self, entry: JournalEntry) -> None:
-        self._put(("row", journal_row, entry))
+        self._writer.put(("row", journal_row, entry))
 
     def save_call(self, call: CallForService) -> None:
-        self._put(("row", call_row, call))
+        self._writer.put(("row", call_row, call))
 
     def save_delivery(self, delivery: Delivery) -> None:
-        self._put(("row", delivery_row, delivery))
+        self._writer.put(("row", delivery_row, delivery))
 
     # -- waiting --------------------------------------------------------------------------
     def flush(self, timeout_s: float | None = None) -> bool:
         """Block until everything queued before this call is committed (or failed)."""
-        with self._cond:
-            target = self._queued
-            return self._cond.wait_for(lambda: self._done >= target, timeout_s)
+        return self._writer.flush(timeout_s)
 
     async def barrier(self) -> None:
         """:meth:`flush` for the event loop."""
-        with self._cond:
-            if self._done >= self._queued:
-                return
+        if self._writer.idle():
+            return
         await asyncio.to_thread(self.flush)
 
     def close(self) -> None:
         """Commit what is queued and stop the writer."""
-        if self._thread.is_alive():
-            self._q.put(_STOP)
-            self._thread.join()
+        self._writer.close()
 
     # -- writer ---------------------------------------------------------------------------
-    def _put(self, change: tuple[Any, ...]) -> None:
-        with self._cond:
-            self._queued += 1
-        self._q.put(change)
-
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch = [self._q.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._q.get_nowait())
-                except queue.Empty:
-                    break
-            if any(c is _STOP for c in batch):
-                stop = True
-                batch = [c for c in batch if c is not _STOP]
-            if batch:
-                self._write(batch)
-            with self._cond:
-                self._done += len(batch)
-                self._cond.notify_all()
-
-    def _write(self, batch: list[tuple[Any, ...]]) -> None:
-        for attempt in range(self.retries):
-            try:
-                self._commit(batch)
-                self.batches += 1
-                self.changes += len(batch)
-                return
-            except Exception:
-                time.sleep(0.05 * 2**attempt)
-        for change in batch:  # isolate the change that fails
-            try:
-                self._commit([change])
-                self.changes += 1
-            except Exception as exc:
-                what = change[1] if change[0] == "record" else change[1].__name__
-                self.errors.append(f"{what}: {exc!r}")
+    def _failed(self, change: tuple[Any, ...], exc: Exception) -> None:
+        what = change[1] if change[0] == "record" else change[1].__name__
+        self.errors.append(f"{what}: {exc!r}")
 
     def _commit(self, batch: list[tuple[Any, ...]]) -> None:
         records: dict[str, dict[str, Any]] = {}
