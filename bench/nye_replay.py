@@ -258,16 +258,19 @@ def slowest(
     """The shots that took longest to reach a console, with their neighbours in space and
     time (evaluation only: what the slow ones have in common)."""
     rows = []
+    fire = [o.t_fire_s for o in truth]  # truth is in firing order
     for sh in truth:
         seen = first_seen.get(sh.n)
         if not seen or sh.n not in last_sent:
             continue
         lat = (min(seen.values()) - last_sent[sh.n]) * 1000.0
+        lo = bisect.bisect_left(fire, sh.t_fire_s - 60.0)
+        hi = bisect.bisect_right(fire, sh.t_fire_s + 60.0)
         near = min(
             (
                 (math.hypot(o.x_m - sh.x_m, o.y_m - sh.y_m), o.t_fire_s - sh.t_fire_s)
-                for o in truth
-                if o.n != sh.n and abs(o.t_fire_s - sh.t_fire_s) < 60.0
+                for o in truth[lo:hi]
+                if o.n != sh.n
             ),
             default=(float("inf"), 0.0),
         )

@@ -12,6 +12,7 @@ twice.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -258,6 +259,8 @@ class PipelineStats:
 
 #: how much of the recent past the delivery lag is judged on (clock seconds)
 _LAG_MEMORY_S = 5.0
+#: how often (clock seconds) the delivery lag is worked out again
+_LAG_REFRESH_S = 0.1
 
 
 class Pipeline:
@@ -304,8 +307,11 @@ class Pipeline:
         self.stats = PipelineStats()
         self.errors: list[InputError] = []
         self._finished = False
-        # (clock time a pulse was fed, how long after its arrival time that was)
+        # (clock time a pulse was fed, how long after its arrival time that was), and the
+        # median last worked out from them with when (tick runs after every pulse: the median
+        # is refreshed at most every _LAG_REFRESH_S of the clock, not sorted per pulse)
         self._lags: deque[tuple[float, float]] = deque()
+        self._lag: tuple[float, float] = (-math.inf, 0.0)
 
     # ------------------------------------------------------------------ feeding
     def feed(self, pulse: Pulse) -> list[Incident]:
@@ -334,13 +340,18 @@ class Pipeline:
         fed (a sensor's post-roll, the network, a backlog in the server), within [0,
         ``association.window_s``]; 0 when none came. A replay feeds at the arrival time: 0."""
         now = self.clock.now()
+        at, lag = self._lag
+        if 0.0 <= now - at < _LAG_REFRESH_S:
+            return lag
         lags = self._lags
         while lags and lags[0][0] < now - _LAG_MEMORY_S:
             lags.popleft()
-        if not lags:
-            return 0.0
-        ordered = sorted(lag for _, lag in lags)
-        return min(max(ordered[len(ordered) // 2], 0.0), self.settings.association.window_s)
+        lag = 0.0
+        if lags:
+            ordered = sorted(x for _, x in lags)
+            lag = min(max(ordered[len(ordered) // 2], 0.0), self.settings.association.window_s)
+        self._lag = (now, lag)
+        return lag
 
     def tick(self) -> list[Incident]:
         """Let time pass: shots whose wait is over are completed. Live drivers call this
