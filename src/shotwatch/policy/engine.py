@@ -9,6 +9,7 @@ this module only builds Cedar's entities and maps its reasons back to rule ids.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -101,6 +102,16 @@ class PolicyEngine:
         self._entities = lru_cache(maxsize=16384)(self._build_entities)
         # Denials' plain-English explanation depends only on file, action, role and errors.
         self._explain = lru_cache(maxsize=4096)(self._explain_by_id)
+        # No compiled rule names a principal or a resource, and a resource's age enters only
+        # as `context.age_s <= limit` of its file's permits: a decision is a function of the
+        # attributes in `_decision_key`, and Cedar is deterministic, so one evaluation serves
+        # every request with the same key (a live event for 50 consoles of 20 commands asked
+        # Cedar 20 times per incident version; ADR 0111).
+        self._age_limits = {
+            pol.policy.id: tuple(sorted({int(p.max_age_s) for p in pol.permit if p.max_age_s}))
+            for pol in self.policies
+        }
+        self._decided: dict[tuple[object, ...], Decision] = {}
 
     def policy(self, policy_id: str) -> PolicyFile | None:
         return self._by_id.get(policy_id)
@@ -116,6 +127,31 @@ class PolicyEngine:
         age_s = 0
         if resource.created_at_s is not None:
             age_s = max(0, int(context.now_s - resource.created_at_s))
+        key = _decision_key(
+            actor, value, resource, context, bisect_left(self._age_limits[pol.policy.id], age_s)
+        )
+        known = self._decided.get(key)
+        if known is not None:
+            return known
+        decision, exact = self._evaluate(actor, act, pol, resource, context, age_s=age_s)
+        if exact:  # an engine error's text may name the entities: such a decision is not kept
+            if len(self._decided) > 65_536:
+                self._decided.clear()
+            self._decided[key] = decision
+        return decision
+
+    def _evaluate(
+        self,
+        actor: Actor,
+        act: Action,
+        pol: PolicyFile,
+        resource: Resource,
+        context: Context,
+        *,
+        age_s: int,
+    ) -> tuple[Decision, bool]:
+        """Cedar's decision, and whether it came without engine errors."""
+        value = act.spec.value
         entities = self._entities(actor, _resource_key(resource))
         request = {
             "principal": {"type": "User", "id": actor.user_id},
@@ -140,19 +176,17 @@ class PolicyEngine:
         fired = [rule_of[r] for r in reasons]
         errors = list(result.diagnostics.errors)
         ids = tuple(r.rule_id for r in fired)
+        exact = not errors
         if result.allowed:
-            return Decision(True, ids, "permitted by " + ", ".join(ids), value, pol.policy.id)
+            reason = "permitted by " + ", ".join(ids)
+            return Decision(True, ids, reason, value, pol.policy.id), exact
         forbids = [r for r in fired if r.effect == "forbid"]
         if forbids:
             reason = "forbidden by " + "; ".join(f"{r.rule_id}" for r in forbids)
-            return Decision(False, tuple(r.rule_id for r in forbids), reason, value, pol.policy.id)
-        return Decision(
-            False,
-            (),
-            self._explain(pol.policy.id, act, actor.role, tuple(errors)),
-            value,
-            pol.policy.id,
-        )
+            rule_ids = tuple(r.rule_id for r in forbids)
+            return Decision(False, rule_ids, reason, value, pol.policy.id), exact
+        reason = self._explain(pol.policy.id, act, actor.role, tuple(errors))
+        return Decision(False, (), reason, value, pol.policy.id), exact
 
     @staticmethod
     def _build_actor_entities(actor: Actor) -> cedarpy.Entities:
@@ -181,6 +215,39 @@ class PolicyEngine:
 def _policy_index(cedar_id: str) -> int:
     """``policy12`` -> 12: Cedar numbers policies in the order of the policy text."""
     return int(cedar_id.removeprefix("policy"))
+
+
+def _decision_key(
+    actor: Actor, action: str, resource: Resource, context: Context, age_class: int
+) -> tuple[object, ...]:
+    """Everything a decision depends on: the attributes the compiled rules read, the
+    reference only as present or not (the rules ask `!= ""`), and the age as the number of
+    the file's age limits it exceeds; no identifier of principal or resource."""
+    return (
+        actor.agency,
+        actor.role,
+        actor.rank,
+        actor.command,
+        actor.bureau,
+        actor.active,
+        actor.access,
+        actor.trained,
+        action,
+        resource.policy,
+        resource.kind,
+        resource.command,
+        resource.flags,
+        resource.subject_category,
+        tuple(sorted((k, bool(v)) for k, v in resource.attrs.items())),
+        age_class,
+        context.purpose,
+        context.reference != "",
+        context.remote,
+        context.second_factor,
+        context.workstation,
+        context.disclosure_basis,
+        context.privacy_officer_approval,
+    )
 
 
 _ResourceKey = tuple[str, str, str, str, frozenset[str], str, tuple[tuple[str, bool], ...]]
