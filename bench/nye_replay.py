@@ -468,7 +468,10 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
         sampler.start()
     pauses = GcPauses()
     cpu0 = time.process_time()
-    asyncio.run(main())
+    # the event loop `shotwatch serve` runs (uvicorn's loop "auto": uvloop where installed)
+    loop_factory = uvicorn.Config(create_app, loop="auto").get_loop_factory()
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
     pauses.stop()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = {

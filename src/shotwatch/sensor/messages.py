@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pybase64
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -155,7 +156,7 @@ def verify_signature(
     """Whether ``envelope`` carries a valid signature by ``pub``. Pass the message as received
     (``raw``) to check the signed bytes cut from it when it is in canonical form."""
     try:
-        sig = base64.b64decode(str(envelope.get("sig", "")), validate=True)
+        sig = pybase64.b64decode(str(envelope.get("sig", "")), validate=True)
     except (binascii.Error, ValueError, TypeError):
         return False
     signed = signed_part_of(raw, envelope) if raw is not None else None
@@ -186,7 +187,7 @@ def encode_audio(samples: np.ndarray, sample_rate_hz: int, t0_utc: str) -> dict[
         "sample_rate_hz": int(sample_rate_hz),
         "t0_utc": t0_utc,
         "n_samples": len(pcm) // 2,
-        "data": base64.b64encode(pcm).decode("ascii"),
+        "data": pybase64.b64encode(pcm).decode("ascii"),
     }
 
 
@@ -200,7 +201,9 @@ def decode_audio(audio: Any, where: str) -> tuple[np.ndarray, int]:
     if not isinstance(sr, int) or not 1000 <= sr <= 384_000:
         raise InputError(where, "audio.sample_rate_hz", f"must be an integer rate, got {sr!r}")
     try:
-        pcm = base64.b64decode(str(audio.get("data", "")), validate=True)
+        # pybase64: the same strict decoding as base64.b64decode(validate=True), ~40x faster
+        # on a snippet (every report carries 64 KB; it was a tenth of the server's loop)
+        pcm = pybase64.b64decode(str(audio.get("data", "")), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InputError(where, "audio.data", "not base64") from exc
     if len(pcm) % 2:
