@@ -298,13 +298,15 @@ def real_pipeline(cfg: dict[str, Any], frame: LocalFrame, sessions: Any) -> tupl
     from shotwatch.core.clock import ScaledClock
     from shotwatch.core.model import Sensor
     from shotwatch.core.settings import Settings
-    from shotwatch.pipeline import Pipeline, StoreSink
+    from shotwatch.pipeline import LIVE_TICK_EVERY_S, Pipeline, StoreSink
 
     clock = ScaledClock(cfg["data_origin_s"], cfg["speed"], cfg["wall_origin_s"])
     settings = Settings()
     sensors = [Sensor(serial, x, y, z) for serial, x, y, z in cfg["sensors"]]
     consumer = PipelineConsumer(
-        lambda sink: Pipeline(settings, clock, sink, frame=frame, sensors=sensors),
+        lambda sink: Pipeline(
+            settings, clock, sink, frame=frame, sensors=sensors, tick_every_s=LIVE_TICK_EVERY_S
+        ),
         StoreSink(sessions, background=True),
         preliminary=True,
     )

@@ -6,7 +6,7 @@ from shotwatch.api.live import PipelineConsumer
 from shotwatch.core.clock import ReplayClock
 from shotwatch.core.geo import LocalFrame
 from shotwatch.core.settings import Settings
-from shotwatch.pipeline import Pipeline, incident_close_delay_s
+from shotwatch.pipeline import LIVE_TICK_EVERY_S, Pipeline, incident_close_delay_s
 from shotwatch.sim import example_scenarios, load_scenario, simulate_pulses
 
 
@@ -195,3 +195,47 @@ def test_a_backlog_does_not_close_shots_before_their_pulses_are_in() -> None:
     rounds = sum(1 for e in res.truth.events if e.is_gunshot)
     assert len(replayed) == rounds  # every round found when fed on time
     assert run(9.0) == replayed
+
+
+def test_a_live_pipeline_ticks_at_most_every_tick_interval_and_finds_the_same_shots() -> None:
+    """A live server lets a pulse tick only when the last tick is LIVE_TICK_EVERY_S old
+    (the ticker lets time pass in between): the same shots as ticking after every pulse,
+    with a fraction of the pulses' flushes when they come fast."""
+    sc = load_scenario(example_scenarios()["city_single_shooter"])
+    res = simulate_pulses(sc, 1)
+    st = Settings()
+    pulses = sorted(res.pulses, key=lambda p: p.t_s)
+
+    def run(every_s: float) -> tuple[list[object], int]:
+        clock = ReplayClock(0.0)
+        cons = PipelineConsumer(lambda s: Pipeline(st, clock, s, tick_every_s=every_s))
+        ticks = {"by_pulses": 0}
+        real_tick = cons.pipeline.tick
+
+        def counted() -> list[object]:
+            ticks["by_pulses"] += 1
+            return real_tick()  # type: ignore[return-value]
+
+        shots: list[object] = []
+        t = pulses[0].t_s
+        for p in pulses:
+            while t + 0.25 < p.t_s:  # the server's ticker
+                t += 0.25
+                clock.advance_to(t)
+                shots += cons.tick()[0]
+            clock.advance_to(p.t_s)
+            cons.pipeline.tick = counted  # type: ignore[method-assign]
+            shots += cons.feed(p)[0]
+            cons.pipeline.tick = real_tick  # type: ignore[method-assign]
+        for _ in range(400):
+            clock.advance_by(0.25)
+            shots += cons.tick()[0]
+        ids = sorted((s.shot_id, tuple(sorted(s.pulse_ids))) for s in shots)  # type: ignore[attr-defined]
+        return ids, ticks["by_pulses"]
+
+    every_pulse, n_every = run(0.0)
+    live, n_live = run(LIVE_TICK_EVERY_S)
+    assert len(every_pulse) == sum(1 for e in res.truth.events if e.is_gunshot)
+    assert n_every == len(pulses)
+    assert live == every_pulse
+    assert n_live < 0.7 * n_every, (n_live, n_every)

@@ -94,13 +94,13 @@ def run(args: argparse.Namespace) -> int:
     from shotwatch.api.live import PipelineConsumer, ticker
     from shotwatch.core.geo import LocalFrame
     from shotwatch.dispatch.service import BatchedSqlFlowStore, resend, restore_flow
-    from shotwatch.pipeline import Pipeline, StoreSink
+    from shotwatch.pipeline import LIVE_TICK_EVERY_S, Pipeline, StoreSink
 
     frame = None
     if d.origin_lat_deg is not None and d.origin_lon_deg is not None:
         frame = LocalFrame(d.origin_lat_deg, d.origin_lon_deg)
     consumer = PipelineConsumer(
-        lambda sink: Pipeline(settings, clock, sink, frame=frame),
+        lambda sink: Pipeline(settings, clock, sink, frame=frame, tick_every_s=LIVE_TICK_EVERY_S),
         StoreSink(sessions, background=True),  # the loop never waits for the database
         preliminary=True,  # open incidents reach the queue within the shot wait (ADR 0106)
     )
@@ -195,7 +195,7 @@ def run_demo_server(args: argparse.Namespace, settings: object) -> int:
     from shotwatch.dispatch.boundaries import load_boundaries
     from shotwatch.dispatch.channels import FakeChannel
     from shotwatch.dispatch.service import BatchedSqlFlowStore
-    from shotwatch.pipeline import Pipeline, StoreSink
+    from shotwatch.pipeline import LIVE_TICK_EVERY_S, Pipeline, StoreSink
     from shotwatch.sensor.ingest import Ingest, IngestLimits, MemoryIngestStore
     from shotwatch.storage.db import make_engine, migrate, session_factory
 
@@ -239,7 +239,7 @@ def run_demo_server(args: argparse.Namespace, settings: object) -> int:
     frame = LocalFrame(*DEMO_ORIGIN)
     people = demo_users(identity, command, mode)
     consumer = PipelineConsumer(
-        lambda sink: Pipeline(settings, clock, sink, frame=frame),
+        lambda sink: Pipeline(settings, clock, sink, frame=frame, tick_every_s=LIVE_TICK_EVERY_S),
         StoreSink(sessions, background=True),  # the loop never waits for the database
         preliminary=True,  # open incidents reach the queue within the shot wait (ADR 0106)
     )
