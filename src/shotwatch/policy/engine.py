@@ -233,12 +233,7 @@ def _decision_key(
         actor.access,
         actor.trained,
         action,
-        resource.policy,
-        resource.kind,
-        resource.command,
-        resource.flags,
-        resource.subject_category,
-        tuple(sorted((k, bool(v)) for k, v in resource.attrs.items())),
+        _resource_key(resource)[1:],  # the resource's entity without its id
         age_class,
         context.purpose,
         context.reference != "",
