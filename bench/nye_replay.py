@@ -113,7 +113,6 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("review: confirm + call", ("DispatchFlow.review", "run_command")),
     ("sse: filter + encode", ("_sse", "_wire_event")),
     ("http: request/response (uvicorn, starlette)", ("uvicorn", "starlette", "h11", "fastapi")),
-    ("idle: waiting for I/O", ("select", "_run_once")),
 )
 
 
@@ -159,11 +158,39 @@ class GcPauses:
         }
 
 
+#: the loop thread's Python stack when the loop is between callbacks (asyncio's selector
+#: loop: in `select`; uvloop: in its C `run_forever`, under `Runner.run`)
+_LOOP_WAIT_LEAVES = ("selectors.EpollSelector.select", "runners.Runner.run")
+
+
+def _proc_task(native_id: int, name: str) -> str:
+    try:
+        return Path(f"/proc/self/task/{native_id}/{name}").read_text()
+    except OSError:
+        return ""
+
+
+def thread_cpu_s(native_id: int) -> float | None:
+    """CPU seconds (user + system) of one thread of this process, from /proc (Linux)."""
+    fields = _proc_task(native_id, "stat").rpartition(")")[2].split()
+    if len(fields) < 13:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class LoopSampler:
-    """Samples one thread's stack at ``hz`` (a poor man's py-spy; no extra dependency)."""
+    """Samples one thread's stack at ``hz`` (a poor man's py-spy; no extra dependency).
+
+    A loop thread whose stack shows it between callbacks is either waiting for I/O or,
+    having been woken, waiting to take the interpreter lock back from another thread (both
+    look the same from Python): the kernel's wait channel tells them apart (a futex is the
+    lock), and the thread's CPU time shows how busy it really was."""
 
     def __init__(self, thread_id: int, hz: float = 200.0) -> None:
         self.tid = thread_id
+        self.native_id = threading.get_native_id()  # made on the loop thread
+        self.cpu0 = thread_cpu_s(self.native_id)
+        self.t0 = time.perf_counter()
         self.period = 1.0 / hz
         self.samples = 0
         self.inclusive: Counter[str] = Counter()
@@ -179,8 +206,15 @@ class LoopSampler:
         self._stop.set()
         self._t.join()
         n = max(self.samples, 1)
+        cpu1 = thread_cpu_s(self.native_id)
+        wall = time.perf_counter() - self.t0
         return {
             "samples": self.samples,
+            "loop_thread_cpu_share": (
+                round((cpu1 - self.cpu0) / wall, 4)
+                if cpu1 is not None and self.cpu0 is not None
+                else None
+            ),
             "stage_share": {k: round(v / n, 4) for k, v in self.stage.most_common()},
             "inclusive_top": {k: round(v / n, 4) for k, v in self.inclusive.most_common(30)},
             "leaf_top": {k: round(v / n, 4) for k, v in self.leaf.most_common(15)},
@@ -202,6 +236,15 @@ class LoopSampler:
             self.leaf[names[0]] += 1
             for name in set(names):
                 self.inclusive[name] += 1
+            if names[0] in _LOOP_WAIT_LEAVES:
+                wchan = _proc_task(self.native_id, "wchan")
+                if "futex" in wchan:
+                    self.stage["lock: woken, waiting for the interpreter lock"] += 1
+                elif wchan.strip() in ("", "0"):
+                    self.stage["loop: running outside Python (C loop, transports)"] += 1
+                else:
+                    self.stage["idle: waiting for I/O"] += 1
+                continue
             stack = "|".join(reversed(names))
             for stage, keys in STAGES:
                 if any(k in stack for k in keys):

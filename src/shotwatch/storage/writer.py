@@ -6,6 +6,11 @@ transaction). A batch that fails is retried with back-off, then committed change
 so that one bad change cannot take the others with it; ``on_error`` hears about each change
 that still fails. :meth:`flush` waits until everything put before it is done (committed or
 failed); :meth:`close` finishes the queue and stops the thread.
+
+``linger_s`` lets the thread wait that long after the first change of a batch for more to
+join it (a flush or close cuts the wait short): under a steady trickle of changes one
+transaction then carries several, where each alone paid the statement and round-trip
+overhead on a thread that shares the interpreter lock with the event loop.
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ class GroupWriter(Generic[T]):
         name: str,
         max_batch: int = 1000,
         retries: int = 3,
+        linger_s: float = 0.0,
     ) -> None:
         self._commit = commit
         self._on_error = on_error
         self.max_batch = max_batch
         self.retries = retries
+        self.linger_s = linger_s
+        self._hurry = threading.Event()  # a flush or close is waiting: stop lingering
         self.batches = 0  # batches committed whole
         self.changes = 0  # changes committed
         self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -58,11 +66,13 @@ class GroupWriter(Generic[T]):
         """Block until everything put before this call is done; False on timeout."""
         with self._cond:
             target = self._queued
+            self._hurry.set()
             return self._cond.wait_for(lambda: self._done >= target, timeout_s)
 
     def close(self) -> None:
         """Commit what is queued and stop the thread."""
         if self._thread.is_alive():
+            self._hurry.set()
             self._q.put(_STOP)
             self._thread.join()
 
@@ -70,17 +80,28 @@ class GroupWriter(Generic[T]):
         stop = False
         while not stop:
             batch = [self._q.get()]
-            while len(batch) < self.max_batch:
+            until = time.monotonic() + self.linger_s
+            while len(batch) < self.max_batch and batch[-1] is not _STOP:
                 try:
                     batch.append(self._q.get_nowait())
+                    continue
                 except queue.Empty:
+                    pass
+                left = until - time.monotonic()
+                if left <= 0.0 or self._hurry.is_set():
                     break
+                try:  # wake at least every 5 ms to notice a flush
+                    batch.append(self._q.get(timeout=min(left, 0.005)))
+                except queue.Empty:
+                    continue
             stop = any(c is _STOP for c in batch)
             changes: list[T] = [c for c in batch if c is not _STOP]  # type: ignore[misc]
             if changes:
                 self._write(changes)
             with self._cond:
                 self._done += len(changes)
+                if self._done >= self._queued:
+                    self._hurry.clear()
                 self._cond.notify_all()
 
     def _write(self, batch: list[T]) -> None:
