@@ -122,22 +122,22 @@ class TeeSink:
 class StoreSink:
     """Writes to the database through :mod:`shotwatch.storage.service`.
 
-        In the foreground (the default: replays, tools, tests) pulses are buffered and written in
-        batches (one transaction per batch, or before the shots that use them); shots and
-        incidents are committed as they come.
+    In the foreground (the default: replays, tools, tests) pulses are buffered and written in
+    batches (one transaction per batch, or before the shots that use them); shots and
+    incidents are committed as they come.
 
-        With ``background=True`` (the server, ADR 0108) the caller never waits for the database:
-        each call only queues its objects, and a writer thread commits everything waiting at that
-        moment in one transaction, in dependency order (the batch's pulses, then its shots, then
-        its incidents), having waited ``linger_s`` (50 ms) after the first for more to join (ADR
-    0108 addendum). Pulses are then stored within that and one commit of their arrival, not held back
-        until ``batch`` of them gather, so a restarted server finds them (``resume``). A batch that
-        fails is retried, then written call by call so that one bad object cannot take the others
-        with it; what still fails is kept in :attr:`errors`. :meth:`flush` waits for what is
-        queued; :meth:`close` commits it and stops the writer.
+    With ``background=True`` (the server, ADR 0108) the caller never waits for the database:
+    each call only queues its objects, and a writer thread commits what is waiting in one
+    transaction, in dependency order (the batch's pulses, then its shots, then its
+    incidents), having waited ``linger_s`` (50 ms) after the first for more to join (ADR 0108
+    addendum). Pulses are then stored within that and one commit of their arrival, not held
+    back until ``batch`` of them gather, so a restarted server finds them (``resume``). A
+    batch that fails is retried, then written call by call so that one bad object cannot take
+    the others with it; what still fails is kept in :attr:`errors`. :meth:`flush` waits for
+    what is queued; :meth:`close` commits it and stops the writer.
 
-        What the store reports (duplicates, conflicts) accumulates in :attr:`pulse_report`,
-        :attr:`shot_report` and :attr:`incident_report`.
+    What the store reports (duplicates, conflicts) accumulates in :attr:`pulse_report`,
+    :attr:`shot_report` and :attr:`incident_report`.
     """
 
     def __init__(
