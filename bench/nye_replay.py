@@ -240,7 +240,7 @@ class LoopSampler:
                 wchan = _proc_task(self.native_id, "wchan")
                 if "futex" in wchan:
                     self.stage["lock: woken, waiting for the interpreter lock"] += 1
-                elif wchan.strip() in ("", "0"):
+                elif wchan.strip() == "0":  # on a CPU (an unreadable wchan counts as a wait)
                     self.stage["loop: running outside Python (C loop, transports)"] += 1
                 else:
                     self.stage["idle: waiting for I/O"] += 1

@@ -8,9 +8,10 @@ that still fails. :meth:`flush` waits until everything put before it is done (co
 failed); :meth:`close` finishes the queue and stops the thread.
 
 ``linger_s`` lets the thread wait that long after the first change of a batch for more to
-join it (a flush or close cuts the wait short): under a steady trickle of changes one
-transaction then carries several, where each alone paid the statement and round-trip
-overhead on a thread that shares the interpreter lock with the event loop.
+join it (a flush or close cuts the wait short: each puts a marker that ends the batch):
+under a steady trickle of changes one transaction then carries several, where each alone
+paid the statement and round-trip overhead on a thread that shares the interpreter lock
+with the event loop.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 _STOP = object()
+_WAKE = object()  # put by flush: a lingering batch is committed at once
+
+
+def _marker(item: object) -> bool:
+    return item is _STOP or item is _WAKE
 
 
 class GroupWriter(Generic[T]):
@@ -42,7 +48,6 @@ class GroupWriter(Generic[T]):
         self.max_batch = max_batch
         self.retries = retries
         self.linger_s = linger_s
-        self._hurry = threading.Event()  # a flush or close is waiting: stop lingering
         self.batches = 0  # batches committed whole
         self.changes = 0  # changes committed
         self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -66,13 +71,16 @@ class GroupWriter(Generic[T]):
         """Block until everything put before this call is done; False on timeout."""
         with self._cond:
             target = self._queued
-            self._hurry.set()
+            if self._done >= target:
+                return True
+        if self.linger_s > 0.0:
+            self._q.put(_WAKE)
+        with self._cond:
             return self._cond.wait_for(lambda: self._done >= target, timeout_s)
 
     def close(self) -> None:
         """Commit what is queued and stop the thread."""
         if self._thread.is_alive():
-            self._hurry.set()
             self._q.put(_STOP)
             self._thread.join()
 
@@ -81,27 +89,18 @@ class GroupWriter(Generic[T]):
         while not stop:
             batch = [self._q.get()]
             until = time.monotonic() + self.linger_s
-            while len(batch) < self.max_batch and batch[-1] is not _STOP:
-                try:
-                    batch.append(self._q.get_nowait())
-                    continue
-                except queue.Empty:
-                    pass
+            while len(batch) < self.max_batch and not _marker(batch[-1]):
                 left = until - time.monotonic()
-                if left <= 0.0 or self._hurry.is_set():
-                    break
-                try:  # wake at least every 5 ms to notice a flush
-                    batch.append(self._q.get(timeout=min(left, 0.005)))
+                try:
+                    batch.append(self._q.get(timeout=left) if left > 0.0 else self._q.get_nowait())
                 except queue.Empty:
-                    continue
+                    break
             stop = any(c is _STOP for c in batch)
-            changes: list[T] = [c for c in batch if c is not _STOP]  # type: ignore[misc]
+            changes: list[T] = [c for c in batch if not _marker(c)]  # type: ignore[misc]
             if changes:
                 self._write(changes)
             with self._cond:
                 self._done += len(changes)
-                if self._done >= self._queued:
-                    self._hurry.clear()
                 self._cond.notify_all()
 
     def _write(self, batch: list[T]) -> None:
