@@ -239,6 +239,44 @@ def test_reports_reordered_by_the_network_keep_every_shot() -> None:
     assert len(ids) == len(set(ids))  # no pulse in two shots
 
 
+def test_a_four_sensor_shot_is_found_whatever_order_its_reports_come_in() -> None:
+    """Heard by four sensors only, a shot needs all of its pulses; delivered out of time
+    order, its latest arrival was tried before the others came. Every delivery order gives
+    the shot that time order gives (without the retry of later anchors, the orders that
+    deliver the latest arrival before an earlier one lose it)."""
+    import itertools
+
+    sensors = [
+        Sensor("N", 30.0, 420.0, 0.0),
+        Sensor("E", 400.0, -20.0, 0.0),
+        Sensor("S", -10.0, -390.0, 0.0),
+        Sensor("W", -410.0, 40.0, 0.0),
+    ]
+    src = (60.0, 90.0, 100.0)
+    pulses = [
+        Pulse(
+            f"p-{s.serial}",
+            s.serial,
+            src[2] + math.hypot(s.x_m - src[0], s.y_m - src[1]) / C,
+            s.x_m,
+            s.y_m,
+            s.z_m,
+            level_db_spl=90,
+        )
+        for s in sensors
+    ]
+    in_time = sorted(pulses, key=lambda p: p.t_s)
+    for order in itertools.permutations(in_time):
+        a = Associator(Settings(), C, sensors)
+        shots = []
+        for p in order:
+            shots += a.feed(p)
+        shots += a.flush()
+        assert len(shots) == 1, [p.sensor for p in order]
+        assert math.hypot(shots[0].x_m - src[0], shots[0].y_m - src[1]) < 5.0
+        assert sorted(shots[0].pulse_ids) == sorted(p.pulse_id for p in pulses)
+
+
 def test_a_shot_is_located_as_its_pulses_arrive() -> None:
     """Provisional versions come out as pulses join (the latency path): the version holding
     the shot's last pulse exists when that pulse has been fed, long before the final shot."""

@@ -98,6 +98,8 @@ _MAX_VOTES = 256
 _RATE_SPAN_S = 1.0
 #: Most pulses (nearest sensors first) a new pulse is paired with when nucleating.
 _MAX_PARTNERS = 24
+#: Most later pulses a pulse delivered out of time order re-tries as the latest arrival.
+_MAX_RETRY_ANCHORS = 8
 
 
 _PAIRS: dict[int, tuple[NDArray[np.intp], NDArray[np.intp]]] = {}
@@ -251,6 +253,7 @@ class Associator:
         self._children: dict[int, set[int]] = {}  # slot -> slots of its repeats
         self._pending: list[int] = []
         self._now = -math.inf
+        self._done_t = -math.inf  # the latest arrival time handled so far
         # hypotheses: objects plus numpy columns for the vectorised attach test
         self._hyps: dict[int, Hypothesis] = {}
         self._free_slots: list[int] = []
@@ -394,9 +397,12 @@ class Associator:
             t = float(st.t[st.pos(h)])
             if t >= self._next_due:
                 self._finalize_due(t)
+            late, self._done_t = t < self._done_t, max(self._done_t, t)
             if self._attach_repeat(h) or self._attach(h) or self._vote_repeat(h):
                 continue
             self._nucleate(h)
+            if late and st.owner[st.pos(h)] == FREE:
+                self._retry_later_anchors(h)
         self._finalize_due(now)
         self._expire(now)
 
@@ -734,6 +740,32 @@ class Associator:
         # a burst start is tried with other burst starts first, then (if pulses inside bursts
         # could change the answer) with everything, in one search
         self._try(probe, mode=3 if st.gap[row] >= self.onset_gap_s else 0)
+
+    def _retry_later_anchors(self, handle: int) -> None:
+        """A pulse delivered after later arrivals (the network reorders reports) is no shot's
+        latest arrival, yet its shot's latest arrival was already tried without it, and
+        failed if it was needed (a shot heard by three or four sensors). So the free pulses
+        after it at its neighbour sensors, within the longest travel time between them, are
+        tried again as the latest arrival, newest first, until one starts a shot with it."""
+        st = self.store
+        row = st.pos(handle)
+        si = int(st.s[row])
+        t = float(st.t[row])
+        rank, _, far = self._neighbours(si)
+        if far <= 0.0:
+            return
+        a, b = st.window(t, t + far / self.c * (1.0 + self.rel) + self.tol_s)
+        later = [
+            int(st.handle[r])
+            for r in range(b - 1, a - 1, -1)
+            if r != row and st.owner[r] == FREE and rank[int(st.s[r])] >= 0
+        ][:_MAX_RETRY_ANCHORS]
+        for anchor in later:
+            if st.owner[st.pos(anchor)] != FREE:
+                continue  # joined a shot started by an earlier retry
+            self._nucleate(anchor)
+            if st.owner[st.pos(handle)] != FREE:
+                return
 
     def _try(self, probe: _Probe, *, mode: int) -> tuple[bool, int]:
         """One search (``mode`` as :func:`kernels.nucleation_search`); returns whether it
