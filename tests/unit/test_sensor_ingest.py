@@ -182,3 +182,35 @@ def test_sql_store_dedupes_across_instances(tmp_path: Path, sensor_db_url: str) 
     assert isinstance(old, Rejection) and old.reason is RejectReason.INVALID_FIELD
     assert isinstance(ingest2.verify_report(data[2], received_s=T + 9), VerifiedReport)
     engine.dispose()
+
+
+def test_sql_store_lists_registered_sensors_for_the_associator(sensor_db_url: str) -> None:
+    """The server's associator learns the network from the registry: local positions as
+    registered, lat/lon placed in the deployment's frame; sensors without a position and
+    retired ones are left out."""
+    from shotwatch.core.geo import LocalFrame
+    from shotwatch.sensor.tables import SensorRecord
+
+    migrate(sensor_db_url)
+    engine = make_engine(sensor_db_url)
+    sessions = session_factory(engine)
+    store = SqlIngestStore(sessions)
+    key = public_key_text(Ed25519PrivateKey.generate())
+    frame = LocalFrame(40.68, -73.88)
+    lat, lon, _ = frame.to_geo(300.0, -200.0, 0.0)
+    store.register("SN-A", key, registered_s=T, x_m=10.0, y_m=-5.0, z_m=6.0)
+    store.register("SN-B", key, registered_s=T, lat_deg=lat, lon_deg=lon)
+    store.register("SN-C", key, registered_s=T)  # position only from its reports
+    store.register("SN-D", key, registered_s=T, x_m=1.0, y_m=1.0)
+    with sessions.begin() as s:
+        rec = s.get(SensorRecord, "SN-D")
+        assert rec is not None
+        rec.active = False
+    got = {s.serial: s for s in store.sensors(frame)}
+    assert sorted(got) == ["SN-A", "SN-B"]
+    assert got["SN-A"].xyz == (10.0, -5.0, 6.0)
+    assert got["SN-B"].x_m == pytest.approx(300.0, abs=0.01)
+    assert got["SN-B"].y_m == pytest.approx(-200.0, abs=0.01)
+    # without a frame, lat/lon alone cannot be placed
+    assert [s.serial for s in store.sensors()] == ["SN-A"]
+    engine.dispose()

@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     engine = PolicyEngine(load_policies(pst.policy_dir)) if pst.policy_dir else default_engine()
     audit_log = AuditLog(db, clock, checkpoint_every=pst.audit_checkpoint_every)
     identity = IdentityService(db, clock, pst, engine.policies, audit=audit_log)
-    verifier = Ingest(SqlIngestStore(sessions), IngestLimits.from_settings(settings.sensor), clock)
+    registry = SqlIngestStore(sessions)
+    verifier = Ingest(registry, IngestLimits.from_settings(settings.sensor), clock)
     from shotwatch.api.live import PipelineConsumer, ticker
     from shotwatch.core.geo import LocalFrame
     from shotwatch.dispatch.service import BatchedSqlFlowStore, resend, restore_flow
@@ -99,8 +100,12 @@ def run(args: argparse.Namespace) -> int:
     frame = None
     if d.origin_lat_deg is not None and d.origin_lon_deg is not None:
         frame = LocalFrame(d.origin_lat_deg, d.origin_lon_deg)
+    # the registry's surveyed sensors: which ones near a shot stayed silent is evidence
+    sensors = registry.sensors(frame)
     consumer = PipelineConsumer(
-        lambda sink: Pipeline(settings, clock, sink, frame=frame, tick_every_s=LIVE_TICK_EVERY_S),
+        lambda sink: Pipeline(
+            settings, clock, sink, frame=frame, sensors=sensors, tick_every_s=LIVE_TICK_EVERY_S
+        ),
         StoreSink(sessions, background=True),  # the loop never waits for the database
         preliminary=True,  # open incidents reach the queue within the shot wait (ADR 0106)
     )

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shotwatch.core.clock import Clock, SystemClock
 from shotwatch.core.errors import InputError
 from shotwatch.core.geo import LocalFrame
-from shotwatch.core.model import Provenance, Pulse, parse_utc
+from shotwatch.core.model import Provenance, Pulse, Sensor, parse_utc
 from shotwatch.core.settings import SensorSettings
 from shotwatch.sensor.keys import parse_public_key
 from shotwatch.sensor.messages import (
@@ -484,6 +484,26 @@ class SqlIngestStore:
             rec.public_key = public_key
             rec.x_m, rec.y_m, rec.z_m, rec.lat_deg, rec.lon_deg = x_m, y_m, z_m, lat_deg, lon_deg
             rec.active = True
+
+    def sensors(self, frame: LocalFrame | None = None) -> list[Sensor]:
+        """The active registered sensors with a surveyed position, for the associator (which
+        sensors near a shot stayed silent is evidence): local x/y/z as registered, or
+        lat/lon placed in the deployment's ``frame``; those with neither are left to the
+        position their first report gives."""
+        out: list[Sensor] = []
+        with self.sessions() as s:
+            rows = s.scalars(
+                select(SensorRecord).where(SensorRecord.active).order_by(SensorRecord.serial)
+            )
+            for rec in rows:
+                if rec.x_m is not None and rec.y_m is not None:
+                    x, y, z = rec.x_m, rec.y_m, rec.z_m or 0.0
+                elif frame is not None and rec.lat_deg is not None and rec.lon_deg is not None:
+                    x, y, z = frame.to_local(rec.lat_deg, rec.lon_deg, rec.z_m or 0.0)
+                else:
+                    continue
+                out.append(Sensor(rec.serial, x, y, z, rec.lat_deg, rec.lon_deg))
+        return out
 
     def public_key(self, serial: str) -> Ed25519PublicKey | None:
         with self.sessions() as s:
