@@ -455,6 +455,14 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
         except ImportError:  # an older checkout measured as the baseline
             store_name = "each (batched not available)"
 
+    evidence_kw: dict[str, Any] = {}
+    try:  # the snippets stored as `shotwatch serve` stores them (ADR 0114)
+        from shotwatch.api.evidence_store import SqlEvidenceStore
+
+        evidence_kw["evidence_store"] = SqlEvidenceStore(sessions)
+    except ImportError:  # an older checkout measured as the baseline
+        pass
+
     async def main() -> None:
         chan_client = httpx.AsyncClient()
         channel = WebhookChannel(
@@ -477,6 +485,7 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
             consumer=consumer,
             frame=frame,
             store=store,
+            **evidence_kw,
         )
         for make in background:
             srv.background.append(lambda make=make: make(srv))
@@ -507,6 +516,9 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
         close = getattr(store, "close", None)
         if close is not None:
             close()
+        ev = evidence_kw.get("evidence_store")
+        if ev is not None:
+            ev.close()
 
     sampler = LoopSampler(threading.get_ident()) if cfg["profile"] else None
     if sampler is not None:
@@ -524,6 +536,9 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
         "workers_cpu_s": kids.ru_utime + kids.ru_stime,  # the scoring process(es)
         "store": store_name,
     }
+    ev = evidence_kw.get("evidence_store")
+    if ev is not None:
+        out["evidence_audio"] = {"stored": ev.stored, "errors": ev.errors[:5]}
     out["gc_pauses"] = pauses.summary()
     if sampler is not None:
         out["profile"] = sampler.stop()
@@ -973,6 +988,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 board_expected(i) - len(board_seen.get(i, [])) for i in confirm_at
             ),
             "webhooks_missing": sum(1 for i in confirm_at if i not in received),
+            # every report carries a snippet: each must be stored once (None: not stored
+            # by the server measured, an older checkout)
+            "audio_not_stored": (
+                reports_sent - server_info["evidence_audio"]["stored"]
+                if "evidence_audio" in server_info
+                else None
+            ),
         },
         "pipeline": args.pipeline,
         "association": association,

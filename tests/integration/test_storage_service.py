@@ -326,7 +326,7 @@ def test_db_upgrade_command(db_url: str, capsys: pytest.CaptureFixture[str]) -> 
         assert main(["db", "upgrade", "--db", url]) == 0
         assert "upgraded" in capsys.readouterr().out
         assert main(["db", "current", "--db", url]) == 0
-        assert "pipeline_0001" in capsys.readouterr().out
+        assert "pipeline_0002" in capsys.readouterr().out
         eng = make_engine(url)
         assert {t.name for t in PIPELINE_TABLES} <= set(inspect(eng).get_table_names())
         eng.dispose()

@@ -147,6 +147,9 @@ class Server:
         close = getattr(self.flow.store, "close", None)
         if callable(close):
             close()
+        close_evidence = getattr(self.evidence.store, "close", None)
+        if callable(close_evidence):
+            close_evidence()
 
     def ingest_verified(self, result: Any) -> list[str]:
         """A verified sensor message (HTTPS or MQTT): a REPORT becomes a pulse (and its audio

@@ -12,7 +12,7 @@ from fastapi import Request
 
 from shotwatch.api.app import PulseConsumer, ReportVerifier, Server
 from shotwatch.api.auth import IdentityGate, UserRegistry
-from shotwatch.api.media import EvidenceIndex
+from shotwatch.api.media import EvidenceIndex, EvidenceStore
 from shotwatch.core.clock import Clock
 from shotwatch.core.errors import InputError
 from shotwatch.core.geo import LocalFrame
@@ -80,6 +80,7 @@ def build_server(
     identity: Any = None,
     audit_log: Any = None,
     policy_settings: PolicySettings | None = None,
+    evidence_store: EvidenceStore | None = None,
 ) -> Server:
     """The server. People and service accounts are those of ``identity`` (an
     :class:`~shotwatch.policy.identity.IdentityService`) and every decision goes to
@@ -133,7 +134,7 @@ def build_server(
         users=users,
         identity=identity,
         audit=audit_sink(audit_log),
-        evidence=EvidenceIndex(frame=frame),
+        evidence=EvidenceIndex(frame=frame, store=evidence_store),
         max_report_bytes=s.max_report_bytes,
     )
     if verifier is not None:

@@ -11,8 +11,9 @@ import io
 import math
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import signal as sps
@@ -144,42 +145,94 @@ class AudioClip:
     samples: np.ndarray
 
 
+class EvidenceStore(Protocol):
+    """Where the evidence index keeps what it has let go of, and finds what an earlier run
+    of the server received (a restart): pulses and shots are the pipeline's own stored rows,
+    audio snippets are written here."""
+
+    def put_audio(self, pulse_id: str, clip: AudioClip) -> None: ...
+
+    def audio(self, pulse_ids: Sequence[str]) -> dict[str, AudioClip]: ...
+
+    def pulses(self, pulse_ids: Sequence[str]) -> list[Pulse]: ...
+
+    def shots(self, shot_ids: Sequence[str]) -> list[ShotLocation]: ...
+
+
 @dataclass
 class EvidenceIndex:
-    """What the console shows beside an incident, gathered as reports and shots arrive."""
+    """What the console shows beside an incident, gathered as reports and shots arrive.
+
+    In memory it keeps the recent past only: the newest ``max_audio_bytes`` of snippets,
+    ``max_pulses`` pulses and ``max_shots`` shots (oldest out first; a night of reports
+    would otherwise hold gigabytes of audio). With a ``store`` every snippet is also written
+    there and whatever is not in memory (let go of, or received before a restart) is read
+    back from it."""
 
     frame: LocalFrame | None = None
     pulses: dict[str, Pulse] = field(default_factory=dict)
     audio: dict[str, AudioClip] = field(default_factory=dict)  # by pulse id
     shots: dict[str, ShotLocation] = field(default_factory=dict)
     sensor_geo: dict[str, tuple[float, float]] = field(default_factory=dict)
+    store: EvidenceStore | None = None
+    max_audio_bytes: int = 256 * 2**20
+    max_pulses: int = 200_000
+    max_shots: int = 100_000
+    audio_bytes: int = 0
 
     def add_pulse(self, pulse: Pulse, clip: AudioClip | None = None) -> None:
         self.pulses[pulse.pulse_id] = pulse
+        if len(self.pulses) > self.max_pulses:
+            del self.pulses[next(iter(self.pulses))]
         if clip is not None:
+            old = self.audio.pop(pulse.pulse_id, None)
+            if old is not None:
+                self.audio_bytes -= old.samples.nbytes
             self.audio[pulse.pulse_id] = clip
+            self.audio_bytes += clip.samples.nbytes
+            while self.audio_bytes > self.max_audio_bytes and len(self.audio) > 1:
+                self.audio_bytes -= self.audio.pop(next(iter(self.audio))).samples.nbytes
+            if self.store is not None:
+                self.store.put_audio(pulse.pulse_id, clip)
         if pulse.sensor not in self.sensor_geo and self.frame is not None:
             la, lo, _ = self.frame.to_geo(pulse.x_m, pulse.y_m, pulse.z_m)
             self.sensor_geo[pulse.sensor] = (la, lo)
 
     def add_shot(self, shot: ShotLocation) -> None:
         self.shots[shot.shot_id] = shot
+        if len(self.shots) > self.max_shots:
+            del self.shots[next(iter(self.shots))]
 
     def incident_shots(self, inc: Incident) -> list[ShotLocation]:
-        return sorted(
-            (self.shots[s] for s in inc.shot_ids if s in self.shots), key=lambda s: s.t0_s
-        )
+        got = {s: shot for s in inc.shot_ids if (shot := self.shots.get(s)) is not None}
+        missing = [s for s in inc.shot_ids if s not in got]
+        if missing and self.store is not None:
+            got.update((s.shot_id, s) for s in self.store.shots(missing))
+        return sorted(got.values(), key=lambda s: s.t0_s)
 
     def incident_pulses(self, inc: Incident) -> list[Pulse]:
         ids: list[str] = []
         for s in self.incident_shots(inc):
             ids.extend(p for p in s.pulse_ids if p not in ids)
-        return [self.pulses[p] for p in ids if p in self.pulses]
+        got = {p: pulse for p in ids if (pulse := self.pulses.get(p)) is not None}
+        missing = [p for p in ids if p not in got]
+        if missing and self.store is not None:
+            got.update((p.pulse_id, p) for p in self.store.pulses(missing))
+        return [got[p] for p in ids if p in got]
+
+    def _audio_of(self, pulses: Sequence[Pulse]) -> dict[str, AudioClip]:
+        got = {p.pulse_id: c for p in pulses if (c := self.audio.get(p.pulse_id)) is not None}
+        missing = [p.pulse_id for p in pulses if p.pulse_id not in got]
+        if missing and self.store is not None:
+            got.update(self.store.audio(missing))
+        return got
 
     def sensors(self, inc: Incident) -> list[dict[str, Any]]:
         """Each sensor that heard the incident, with its first arrival and whether audio exists."""
         seen: dict[str, dict[str, Any]] = {}
-        for p in self.incident_pulses(inc):
+        pulses = self.incident_pulses(inc)
+        audio = self._audio_of(pulses)
+        for p in pulses:
             d = seen.setdefault(
                 p.sensor,
                 {
@@ -192,7 +245,7 @@ class EvidenceIndex:
             )
             d["pulses"] += 1
             d["first_arrival_s"] = min(d["first_arrival_s"], p.t_s)
-            d["audio"] = d["audio"] or p.pulse_id in self.audio
+            d["audio"] = d["audio"] or p.pulse_id in audio
             if math.isfinite(p.snr_db):
                 d["snr_db"] = max(d["snr_db"] or -999.0, p.snr_db)
             geo = self.sensor_geo.get(p.sensor)
@@ -200,10 +253,9 @@ class EvidenceIndex:
         return sorted(seen.values(), key=lambda d: d["first_arrival_s"])
 
     def clip(self, inc: Incident, serial: str) -> AudioClip | None:
-        for p in self.incident_pulses(inc):
-            if p.sensor == serial and p.pulse_id in self.audio:
-                return self.audio[p.pulse_id]
-        return None
+        mine = [p for p in self.incident_pulses(inc) if p.sensor == serial]
+        audio = self._audio_of(mine)
+        return next((audio[p.pulse_id] for p in mine if p.pulse_id in audio), None)
 
     def timeline(self, inc: Incident) -> list[dict[str, Any]]:
         """Rounds on a timeline: seconds after the incident start, per located shot."""

@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     identity = IdentityService(db, clock, pst, engine.policies, audit=audit_log)
     registry = SqlIngestStore(sessions)
     verifier = Ingest(registry, IngestLimits.from_settings(settings.sensor), clock)
+    from shotwatch.api.evidence_store import SqlEvidenceStore
     from shotwatch.api.live import PipelineConsumer, ticker
     from shotwatch.core.geo import LocalFrame
     from shotwatch.dispatch.service import BatchedSqlFlowStore, resend, restore_flow
@@ -119,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         engine=engine,
         identity=identity,
         audit_log=audit_log,
+        evidence_store=SqlEvidenceStore(sessions),  # snippets kept past memory and restarts
     )
 
     async def _tick() -> None:
@@ -192,6 +194,7 @@ def run_demo_server(args: argparse.Namespace, settings: object) -> int:
     from shotwatch.api.app import create_app
     from shotwatch.api.build import build_server
     from shotwatch.api.demo_live import DEMO_ORIGIN, demo_boundaries, demo_users, feed, plan
+    from shotwatch.api.evidence_store import SqlEvidenceStore
     from shotwatch.api.live import PipelineConsumer, ticker
     from shotwatch.core.clock import SystemClock
     from shotwatch.core.errors import InputError
@@ -262,6 +265,7 @@ def run_demo_server(args: argparse.Namespace, settings: object) -> int:
         store=BatchedSqlFlowStore(sessions),
         identity=identity,
         audit_log=audit_log,
+        evidence_store=SqlEvidenceStore(sessions),
     )
     server.demo_hint = (
         "DEMO SERVER: simulated sensors, throw-away accounts (printed in the terminal that "

@@ -16,13 +16,15 @@ Rules (ADR 0050):
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import ColumnElement, Table, and_, exists, func, select, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from shotwatch.core.errors import InputError
@@ -40,6 +42,7 @@ from shotwatch.core.model import (
 from shotwatch.storage.tables import (
     IncidentRow,
     IncidentShotRow,
+    PulseAudioRow,
     PulseRow,
     SensorRow,
     ShotPulseRow,
@@ -342,6 +345,69 @@ def load_pulses(
     return [
         _pulse_model(r) for r in session.scalars(stmt.order_by(PulseRow.t_s, PulseRow.pulse_id))
     ]
+
+
+@dataclass(frozen=True)
+class PulseAudio:
+    """A pulse's audio snippet as stored: int16 samples from ``start_s`` at ``rate_hz``."""
+
+    pulse_id: str
+    sensor: str
+    start_s: float
+    rate_hz: int
+    samples: np.ndarray
+
+
+def save_pulse_audio(items: Iterable[PulseAudio], *, session: Session) -> int:
+    """Store snippets once each (a pulse id already stored keeps what it has: a retried
+    report carries the same audio, and a different one under the same id is not evidence of
+    anything but a fault). Returns how many were new."""
+    rows: dict[str, dict[str, Any]] = {}
+    for a in items:
+        data = np.ascontiguousarray(a.samples, dtype="<i2").tobytes()
+        rows.setdefault(
+            a.pulse_id,
+            {
+                "pulse_id": a.pulse_id,
+                "sensor": a.sensor,
+                "start_s": float(a.start_s),
+                "rate_hz": int(a.rate_hz),
+                "samples": data,
+                "sha256": hashlib.sha256(data).hexdigest(),
+            },
+        )
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    table = cast(Table, PulseAudioRow.__table__)
+    ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    stmt = ins.on_conflict_do_nothing().returning(table.c.pulse_id)
+    new = 0
+    for chunk in _chunks(list(rows.values()), 200):
+        new += len(session.execute(stmt, list(chunk)).all())
+    return new
+
+
+def load_pulse_audio(pulse_ids: Sequence[str], *, session: Session) -> dict[str, PulseAudio]:
+    """The stored snippets among ``pulse_ids``; a snippet whose bytes no longer match their
+    SHA-256 is refused (an :class:`InputError` naming the pulse)."""
+    out: dict[str, PulseAudio] = {}
+    for chunk in _chunks(list(dict.fromkeys(pulse_ids))):
+        for r in session.scalars(select(PulseAudioRow).where(PulseAudioRow.pulse_id.in_(chunk))):
+            if hashlib.sha256(r.samples).hexdigest() != r.sha256:
+                raise InputError(f"pulse_audio {r.pulse_id}", "samples", "SHA-256 mismatch")
+            samples = np.frombuffer(r.samples, dtype="<i2").astype(np.int16)
+            out[r.pulse_id] = PulseAudio(r.pulse_id, r.sensor, r.start_s, r.rate_hz, samples)
+    return out
+
+
+def load_shots_by_id(shot_ids: Sequence[str], *, session: Session) -> list[ShotLocation]:
+    """The stored shot versions among ``shot_ids`` (missing ids are absent), in time order."""
+    out: list[ShotRow] = []
+    for chunk in _chunks(list(dict.fromkeys(shot_ids))):
+        out += session.scalars(select(ShotRow).where(ShotRow.shot_id.in_(chunk)))
+    out.sort(key=lambda r: (r.t0_s, r.shot_id))
+    return [_shot_model(r) for r in out]
 
 
 def count_pulses(*, session: Session) -> int:

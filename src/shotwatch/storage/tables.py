@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     UniqueConstraint,
 )
@@ -196,9 +197,27 @@ class IncidentShotRow(Base):
     incident: Mapped[IncidentRow] = relationship(back_populates="links")
 
 
+class PulseAudioRow(Base):
+    """The audio snippet a sensor sent with a pulse (1 s before to 1 s after its onset):
+    what reviewers hear and the scorer scored. Samples as received, int16 little-endian mono,
+    with their SHA-256. No foreign key to ``pulses``: the two are written by different
+    writers, and a snippet is evidence in its own right (ADR 0114)."""
+
+    __tablename__ = "pulse_audio"
+    __table_args__ = (Index("ix_pulse_audio_start_s", "start_s"),)
+
+    pulse_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    sensor: Mapped[str] = mapped_column(String(NAME_LEN))
+    start_s: Mapped[float] = mapped_column(Double)
+    rate_hz: Mapped[int] = mapped_column(Integer)
+    samples: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
 PIPELINE_TABLES = (
     SensorRow.__table__,
     PulseRow.__table__,
+    PulseAudioRow.__table__,
     ShotRow.__table__,
     ShotPulseRow.__table__,
     IncidentRow.__table__,

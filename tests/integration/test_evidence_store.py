@@ -1,0 +1,150 @@
+"""The console's evidence past memory and past a restart (ADR 0114), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import update
+from tests.dbschema import isolated_url
+
+from shotwatch.api.evidence_store import SqlEvidenceStore
+from shotwatch.api.media import AudioClip, EvidenceIndex
+from shotwatch.core.errors import InputError
+from shotwatch.core.model import Incident, Provenance, Pulse, ShotLocation
+from shotwatch.storage.db import make_engine, migrate, session_factory
+from shotwatch.storage.service import save_pulses, save_shots
+from shotwatch.storage.tables import PulseAudioRow
+
+T = 1_800_000_000.0
+RATE = 12_000
+
+
+def _scene(n_incidents: int) -> tuple[list[Pulse], list[ShotLocation], list[Incident]]:
+    """``n_incidents`` one-shot incidents, each heard by three sensors."""
+    pulses, shots, incidents = [], [], []
+    for k in range(n_incidents):
+        prov = Provenance.automatic("t", "1", T + 10 * k + 1)
+        ps = [
+            Pulse(
+                f"SN-{j}-{k}",
+                f"SN-{j}",
+                T + 10 * k + 0.3 * j,
+                100.0 * j,
+                0.0,
+                0.0,
+                20.0,
+                provenance=prov,
+            )
+            for j in range(3)
+        ]
+        shot = ShotLocation(
+            f"shot-{k}",
+            T + 10 * k,
+            50.0,
+            20.0,
+            0.0,
+            tuple(p.pulse_id for p in ps),
+            tuple(p.sensor for p in ps),
+            {},
+            0.001,
+            10.0,
+            None,
+            None,
+            2,
+            0.9,
+            provenance=prov,
+        )
+        inc = Incident(
+            f"inc-{k}",
+            (shot.shot_id,),
+            shot.t0_s,
+            shot.t0_s,
+            50.0,
+            20.0,
+            1,
+            1,
+            ((50.0, 20.0),),
+            False,
+            None,
+            None,
+            provenance=prov,
+        )
+        pulses += ps
+        shots.append(shot)
+        incidents.append(inc)
+    return pulses, shots, incidents
+
+
+def _clip(p: Pulse) -> AudioClip:
+    rng = np.random.default_rng(abs(hash(p.pulse_id)) % 2**32)
+    return AudioClip(p.sensor, p.t_s - 1.0, RATE, rng.integers(-3000, 3000, 2 * RATE, np.int16))
+
+
+def test_snippets_outlive_memory_and_a_restart(db_url: str) -> None:
+    pulses, shots, incidents = _scene(4)
+    with isolated_url(db_url) as url:
+        migrate(url)
+        engine = make_engine(url)
+        sessions = session_factory(engine)
+        with sessions.begin() as s:  # what the pipeline's store writes
+            save_pulses(pulses, session=s)
+            save_shots(shots, session=s)
+        store = SqlEvidenceStore(sessions)
+        # memory holds two snippets' worth: most of the night's audio is not in memory
+        ev = EvidenceIndex(store=store, max_audio_bytes=2 * 2 * 2 * RATE, max_pulses=5)
+        for p in pulses:
+            ev.add_pulse(p, _clip(p))
+        for sh in shots:
+            ev.add_shot(sh)
+        assert len(ev.audio) == 2 and ev.audio_bytes <= ev.max_audio_bytes
+        assert len(ev.pulses) == 5
+        assert store.flush(10.0)
+        assert store.stored == len(pulses) and not store.errors
+        first = incidents[0]
+        got = ev.clip(first, "SN-1")  # let go of in memory: read back
+        assert got is not None
+        assert np.array_equal(got.samples, _clip(pulses[1]).samples)
+        assert got.start_s == pulses[1].t_s - 1.0 and got.rate_hz == RATE
+        assert [s["audio"] for s in ev.sensors(first)] == [True, True, True]
+        store.close()
+
+        # a restarted server: nothing in memory, everything from the database
+        again = EvidenceIndex(store=SqlEvidenceStore(sessions))
+        for inc, sh in zip(incidents, shots, strict=True):
+            assert [s["serial"] for s in again.sensors(inc)] == ["SN-0", "SN-1", "SN-2"]
+            assert [t["shot_id"] for t in again.timeline(inc)] == [sh.shot_id]
+            c = again.clip(inc, "SN-2")
+            assert c is not None
+            k = int(inc.incident_id.split("-")[1])
+            assert np.array_equal(c.samples, _clip(pulses[3 * k + 2]).samples)
+        # a retried report's snippet is stored once
+        store2 = SqlEvidenceStore(sessions)
+        store2.put_audio(pulses[0].pulse_id, _clip(pulses[0]))
+        assert store2.flush(10.0) and store2.stored == 0 and not store2.errors
+        store2.close()
+        # bytes changed under their hash are refused, named
+        with sessions.begin() as s:
+            s.execute(
+                update(PulseAudioRow)
+                .where(PulseAudioRow.pulse_id == pulses[0].pulse_id)
+                .values(samples=b"\x00\x01" * RATE)
+            )
+        with pytest.raises(InputError, match=pulses[0].pulse_id):
+            again.store.audio([pulses[0].pulse_id])  # type: ignore[union-attr]
+        engine.dispose()
+
+
+def test_without_a_store_memory_is_bounded_and_what_is_let_go_is_gone() -> None:
+    pulses, shots, incidents = _scene(3)
+    ev = EvidenceIndex(max_audio_bytes=3 * 2 * 2 * RATE)
+    for p in pulses:
+        ev.add_pulse(p, _clip(p))
+    for sh in shots:
+        ev.add_shot(sh)
+    assert ev.audio_bytes == 3 * 2 * 2 * RATE
+    assert ev.clip(incidents[0], "SN-0") is None  # the oldest snippets went first
+    newest = ev.clip(incidents[2], "SN-2")
+    assert newest is not None and np.array_equal(newest.samples, _clip(pulses[8]).samples)
+    # a pulse sent again with its snippet does not count its bytes twice
+    ev.add_pulse(pulses[8], _clip(pulses[8]))
+    assert ev.audio_bytes == 3 * 2 * 2 * RATE and len(ev.audio) == 3
