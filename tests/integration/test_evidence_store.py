@@ -10,6 +10,7 @@ from tests.dbschema import isolated_url
 from shotwatch.api.evidence_store import SqlEvidenceStore
 from shotwatch.api.media import AudioClip, EvidenceIndex
 from shotwatch.core.errors import InputError
+from shotwatch.core.geo import LocalFrame
 from shotwatch.core.model import Incident, Provenance, Pulse, ShotLocation
 from shotwatch.storage.db import make_engine, migrate, session_factory
 from shotwatch.storage.service import save_pulses, save_shots
@@ -108,11 +109,18 @@ def test_snippets_outlive_memory_and_a_restart(db_url: str) -> None:
         assert [s["audio"] for s in ev.sensors(first)] == [True, True, True]
         store.close()
 
-        # a restarted server: nothing in memory, everything from the database
-        again = EvidenceIndex(store=SqlEvidenceStore(sessions))
+        # a restarted server: nothing in memory, everything from the database (the sensors'
+        # map positions from the pulses read back)
+        frame = LocalFrame(40.68, -73.88)
+        again = EvidenceIndex(frame=frame, store=SqlEvidenceStore(sessions))
         for inc, sh in zip(incidents, shots, strict=True):
             assert [s["serial"] for s in again.sensors(inc)] == ["SN-0", "SN-1", "SN-2"]
             assert [t["shot_id"] for t in again.timeline(inc)] == [sh.shot_id]
+            lat, lon = frame.to_geo(100.0, 0.0, 0.0)[:2]
+            sn1 = again.sensors(inc)[1]
+            assert (sn1["lat_deg"], sn1["lon_deg"]) == pytest.approx((lat, lon))
+            layers = [f["properties"]["layer"] for f in again.map_geojson(inc)["features"]]
+            assert layers.count("sensor") == 3
             c = again.clip(inc, "SN-2")
             assert c is not None
             k = int(inc.incident_id.split("-")[1])

@@ -249,6 +249,8 @@ class EvidenceIndex:
             if math.isfinite(p.snr_db):
                 d["snr_db"] = max(d["snr_db"] or -999.0, p.snr_db)
             geo = self.sensor_geo.get(p.sensor)
+            if geo is None and self.frame is not None:  # a pulse read back from the store
+                geo = self.frame.to_geo(p.x_m, p.y_m, p.z_m)[:2]
             d["lat_deg"], d["lon_deg"] = geo if geo else (None, None)
         return sorted(seen.values(), key=lambda d: d["first_arrival_s"])
 
