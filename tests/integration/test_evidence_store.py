@@ -81,7 +81,8 @@ def _clip(p: Pulse) -> AudioClip:
     return AudioClip(p.sensor, p.t_s - 1.0, RATE, rng.integers(-3000, 3000, 2 * RATE, np.int16))
 
 
-def test_snippets_outlive_memory_and_a_restart(db_url: str) -> None:
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_snippets_outlive_memory_and_a_restart(db_url: str, writer: str) -> None:
     pulses, shots, incidents = _scene(4)
     with isolated_url(db_url) as url:
         migrate(url)
@@ -90,7 +91,7 @@ def test_snippets_outlive_memory_and_a_restart(db_url: str) -> None:
         with sessions.begin() as s:  # what the pipeline's store writes
             save_pulses(pulses, session=s)
             save_shots(shots, session=s)
-        store = SqlEvidenceStore(sessions)
+        store = SqlEvidenceStore(sessions, url=url if writer == "process" else None)
         # memory holds two snippets' worth: most of the night's audio is not in memory
         ev = EvidenceIndex(store=store, max_audio_bytes=2 * 2 * 2 * RATE, max_pulses=5)
         for p in pulses:
@@ -126,7 +127,7 @@ def test_snippets_outlive_memory_and_a_restart(db_url: str) -> None:
             k = int(inc.incident_id.split("-")[1])
             assert np.array_equal(c.samples, _clip(pulses[3 * k + 2]).samples)
         # a retried report's snippet is stored once
-        store2 = SqlEvidenceStore(sessions)
+        store2 = SqlEvidenceStore(sessions, url=url if writer == "process" else None)
         store2.put_audio(pulses[0].pulse_id, _clip(pulses[0]))
         assert store2.flush(10.0) and store2.stored == 0 and not store2.errors
         store2.close()
@@ -156,3 +157,52 @@ def test_without_a_store_memory_is_bounded_and_what_is_let_go_is_gone() -> None:
     # a pulse sent again with its snippet does not count its bytes twice
     ev.add_pulse(pulses[8], _clip(pulses[8]))
     assert ev.audio_bytes == 3 * 2 * 2 * RATE and len(ev.audio) == 3
+
+
+def test_snippets_follow_the_sensor_audio_rule(db_url: str) -> None:
+    """Past the policy's 30 hours only the snippets of confirmed or undecided incidents stay;
+    those of dismissed or withdrawn incidents, and of pulses in no incident, go."""
+    from shotwatch.dispatch.tables import ReviewRecordRow
+    from shotwatch.policy.engine import default_engine
+    from shotwatch.records.sensor_audio import purge_sensor_audio, sensor_audio_rule
+    from shotwatch.storage.service import (
+        PulseAudio,
+        load_pulse_audio,
+        save_incidents,
+        save_pulse_audio,
+    )
+
+    rule = sensor_audio_rule([default_engine().policy("nypd-shotspotter")])
+    assert rule is not None and rule.period_s == 30 * 3600
+    assert rule.rule_id == "NYPD-SS-SENSOR-AUDIO-30H"
+    pulses, shots, incidents = _scene(4)
+    stray = Pulse("SN-9-x", "SN-9", T + 5.0, 900.0, 0.0, 0.0, provenance=pulses[0].provenance)
+    states = ["confirmed", "open", "dismissed", "withdrawn"]
+    with isolated_url(db_url) as url:
+        migrate(url)
+        engine = make_engine(url)
+        sessions = session_factory(engine)
+        with sessions.begin() as s:
+            save_pulses([*pulses, stray], session=s)
+            save_shots(shots, session=s)
+            save_incidents(incidents, session=s)
+            for inc, state in zip(incidents, states, strict=True):
+                s.add(ReviewRecordRow(incident_id=inc.incident_id, arrival_s=T, state=state))
+            save_pulse_audio(
+                [
+                    PulseAudio(p.pulse_id, p.sensor, p.t_s - 1.0, RATE, _clip(p).samples)
+                    for p in [*pulses, stray]
+                ],
+                session=s,
+            )
+        ids = [p.pulse_id for p in [*pulses, stray]]
+        with sessions.begin() as s:  # 29 h later: nothing is due
+            assert purge_sensor_audio(s, now_s=T + 29 * 3600, period_s=rule.period_s) == 0
+        with sessions.begin() as s:
+            gone = purge_sensor_audio(s, now_s=T + 31 * 3600, period_s=rule.period_s)
+        with sessions() as s:
+            left = set(load_pulse_audio(ids, session=s))
+        kept = {p.pulse_id for p in pulses[:6]}  # the confirmed and the open incident's
+        assert left == kept
+        assert gone == len(ids) - len(kept)
+        engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from shotwatch.cli.common import add_config_option, add_db_option
 
@@ -120,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
         engine=engine,
         identity=identity,
         audit_log=audit_log,
-        evidence_store=SqlEvidenceStore(sessions),  # snippets kept past memory and restarts
+        # snippets kept past memory and restarts, written by their own process on PostgreSQL
+        # (a second writer process on one SQLite file would only wait for its lock)
+        evidence_store=SqlEvidenceStore(
+            sessions, url=url if url.startswith("postgresql") else None
+        ),
     )
 
     async def _tick() -> None:
@@ -128,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     server.background.append(_tick)
     server.classify = True
+    _purge_sensor_audio_periodically(server, sessions, clock)
 
     from shotwatch.api.live import resume
     from shotwatch.pipeline import incident_close_delay_s
@@ -265,7 +271,9 @@ def run_demo_server(args: argparse.Namespace, settings: object) -> int:
         store=BatchedSqlFlowStore(sessions),
         identity=identity,
         audit_log=audit_log,
-        evidence_store=SqlEvidenceStore(sessions),
+        evidence_store=SqlEvidenceStore(
+            sessions, url=url if url.startswith("postgresql") else None
+        ),
     )
     server.demo_hint = (
         "DEMO SERVER: simulated sensors, throw-away accounts (printed in the terminal that "
@@ -324,3 +332,43 @@ def _has_browser() -> bool:
     return sys.platform == "darwin" or bool(
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     )
+
+
+#: how often (s) the server deletes the sensor snippets its retention rule lets go
+AUDIO_PURGE_EVERY_S = 600.0
+
+
+def _purge_sensor_audio_periodically(server: Any, sessions: Any, clock: Any) -> None:
+    """Hold the stored snippets to the deployment's ``sensor_audio`` rule (ADR 0114): every
+    :data:`AUDIO_PURGE_EVERY_S`, off the event loop, each purge audited with its rule."""
+    import asyncio
+
+    from shotwatch.records.sensor_audio import purge_sensor_audio, sensor_audio_rule
+
+    rule = sensor_audio_rule([server.gate.engine.policy(server.gate.policy_id)])
+    if rule is None:
+        print("shotwatch serve: no sensor_audio retention rule: snippets are kept", file=sys.stderr)
+        return
+
+    def once() -> tuple[float, int]:
+        now = clock.now()
+        with sessions.begin() as s:
+            return now, purge_sensor_audio(s, now_s=now, period_s=rule.period_s)
+
+    async def loop() -> None:
+        while True:
+            now, n = await asyncio.to_thread(once)
+            if n and server.audit is not None:
+                server.audit(
+                    "retention.sensor_audio",
+                    {
+                        "user": "system:retention",
+                        "rule": rule.rule_id,
+                        "policy": rule.policy_id,
+                        "cutoff_s": now - rule.period_s,
+                        "deleted": n,
+                    },
+                )
+            await asyncio.sleep(AUDIO_PURGE_EVERY_S)
+
+    server.background.append(loop)
