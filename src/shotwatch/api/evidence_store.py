@@ -109,7 +109,7 @@ class SqlEvidenceStore:
             )
 
     def put_audio(self, pulse_id: str, clip: AudioClip) -> None:
-        if self._proc is not None:
+        if self._writer is None:
             data = np.ascontiguousarray(clip.samples, dtype="<i2").tobytes()
             self._inbox.put((pulse_id, clip.serial, float(clip.start_s), int(clip.rate_hz), data))
             return
@@ -136,15 +136,22 @@ class SqlEvidenceStore:
         and ``errors``."""
         if self._writer is not None:
             return self._writer.flush(timeout_s)
-        return self._ask("flush", timeout_s)
+        return self._proc is None or self._ask("flush", timeout_s)  # None: closed
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             return
-        if self._proc is not None and self._proc.is_alive():
-            self._ask("stop", None)
-            self._proc.join(10)
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._ask("stop", 60.0)
+                self._proc.join(10)
+            for q in (self._inbox, self._outbox):
+                q.close()
+                q.join_thread()
+            # drop the queues (and the process holding them) now: their semaphores are freed
+            # when they are, and the server's frozen heap would keep them to the exit
+            self._proc = self._inbox = self._outbox = None
 
     def _ask(self, what: str, timeout_s: float | None) -> bool:
         self._asks += 1
