@@ -459,10 +459,8 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
     try:  # the snippets stored as `shotwatch serve` stores them (ADR 0114)
         from shotwatch.api.evidence_store import SqlEvidenceStore
 
-        try:  # its own writer process, as `shotwatch serve` on PostgreSQL
-            evidence_kw["evidence_store"] = SqlEvidenceStore(sessions, url=cfg["url"])
-        except TypeError:  # a checkout whose store wrote from a thread
-            evidence_kw["evidence_store"] = SqlEvidenceStore(sessions)
+        root = Path(tempfile.mkdtemp(prefix="nye-evidence-"))
+        evidence_kw["evidence_store"] = SqlEvidenceStore(sessions, root)
     except ImportError:  # an older checkout measured as the baseline
         pass
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from sqlalchemy import update
 from tests.dbschema import isolated_url
 
 from shotwatch.api.evidence_store import SqlEvidenceStore
@@ -81,8 +82,7 @@ def _clip(p: Pulse) -> AudioClip:
     return AudioClip(p.sensor, p.t_s - 1.0, RATE, rng.integers(-3000, 3000, 2 * RATE, np.int16))
 
 
-@pytest.mark.parametrize("writer", ["process", "thread"])
-def test_snippets_outlive_memory_and_a_restart(db_url: str, writer: str) -> None:
+def test_snippets_outlive_memory_and_a_restart(db_url: str, tmp_path: Path) -> None:
     pulses, shots, incidents = _scene(4)
     with isolated_url(db_url) as url:
         migrate(url)
@@ -91,7 +91,7 @@ def test_snippets_outlive_memory_and_a_restart(db_url: str, writer: str) -> None
         with sessions.begin() as s:  # what the pipeline's store writes
             save_pulses(pulses, session=s)
             save_shots(shots, session=s)
-        store = SqlEvidenceStore(sessions, url=url if writer == "process" else None)
+        store = SqlEvidenceStore(sessions, tmp_path)
         # memory holds two snippets' worth: most of the night's audio is not in memory
         ev = EvidenceIndex(store=store, max_audio_bytes=2 * 2 * 2 * RATE, max_pulses=5)
         for p in pulses:
@@ -113,7 +113,7 @@ def test_snippets_outlive_memory_and_a_restart(db_url: str, writer: str) -> None
         # a restarted server: nothing in memory, everything from the database (the sensors'
         # map positions from the pulses read back)
         frame = LocalFrame(40.68, -73.88)
-        again = EvidenceIndex(frame=frame, store=SqlEvidenceStore(sessions))
+        again = EvidenceIndex(frame=frame, store=SqlEvidenceStore(sessions, tmp_path))
         for inc, sh in zip(incidents, shots, strict=True):
             assert [s["serial"] for s in again.sensors(inc)] == ["SN-0", "SN-1", "SN-2"]
             assert [t["shot_id"] for t in again.timeline(inc)] == [sh.shot_id]
@@ -127,19 +127,20 @@ def test_snippets_outlive_memory_and_a_restart(db_url: str, writer: str) -> None
             k = int(inc.incident_id.split("-")[1])
             assert np.array_equal(c.samples, _clip(pulses[3 * k + 2]).samples)
         # a retried report's snippet is stored once
-        store2 = SqlEvidenceStore(sessions, url=url if writer == "process" else None)
+        store2 = SqlEvidenceStore(sessions, tmp_path)
         store2.put_audio(pulses[0].pulse_id, _clip(pulses[0]))
         assert store2.flush(10.0) and store2.stored == 0 and not store2.errors
         store2.close()
-        # bytes changed under their hash are refused, named
-        with sessions.begin() as s:
-            s.execute(
-                update(PulseAudioRow)
-                .where(PulseAudioRow.pulse_id == pulses[0].pulse_id)
-                .values(samples=b"\x00\x01" * RATE)
-            )
-        with pytest.raises(InputError, match=pulses[0].pulse_id):
+        # a file changed under its hash, or gone, is refused, named
+        with sessions() as s:
+            rel = s.get(PulseAudioRow, pulses[0].pulse_id).path  # type: ignore[union-attr]
+            rel1 = s.get(PulseAudioRow, pulses[1].pulse_id).path  # type: ignore[union-attr]
+        (tmp_path / rel).write_bytes(b"\x00\x01" * RATE)
+        with pytest.raises(InputError, match=f"{pulses[0].pulse_id}.*SHA-256"):
             again.store.audio([pulses[0].pulse_id])  # type: ignore[union-attr]
+        (tmp_path / rel1).unlink()
+        with pytest.raises(InputError, match=f"{pulses[1].pulse_id}.*cannot read"):
+            again.store.audio([pulses[1].pulse_id])  # type: ignore[union-attr]
         engine.dispose()
 
 
@@ -159,7 +160,7 @@ def test_without_a_store_memory_is_bounded_and_what_is_let_go_is_gone() -> None:
     assert ev.audio_bytes == 3 * 2 * 2 * RATE and len(ev.audio) == 3
 
 
-def test_snippets_follow_the_sensor_audio_rule(db_url: str) -> None:
+def test_snippets_follow_the_sensor_audio_rule(db_url: str, tmp_path: Path) -> None:
     """Past the policy's 30 hours only the snippets of confirmed or undecided incidents stay;
     those of dismissed or withdrawn incidents, and of pulses in no incident, go."""
     from shotwatch.dispatch.tables import ReviewRecordRow
@@ -194,15 +195,21 @@ def test_snippets_follow_the_sensor_audio_rule(db_url: str) -> None:
                     for p in [*pulses, stray]
                 ],
                 session=s,
+                root=tmp_path,
             )
         ids = [p.pulse_id for p in [*pulses, stray]]
         with sessions.begin() as s:  # 29 h later: nothing is due
-            assert purge_sensor_audio(s, now_s=T + 29 * 3600, period_s=rule.period_s) == 0
+            assert (
+                purge_sensor_audio(s, now_s=T + 29 * 3600, period_s=rule.period_s, root=tmp_path)
+                == 0
+            )
         with sessions.begin() as s:
-            gone = purge_sensor_audio(s, now_s=T + 31 * 3600, period_s=rule.period_s)
+            gone = purge_sensor_audio(s, now_s=T + 31 * 3600, period_s=rule.period_s, root=tmp_path)
         with sessions() as s:
-            left = set(load_pulse_audio(ids, session=s))
+            left = set(load_pulse_audio(ids, session=s, root=tmp_path))
         kept = {p.pulse_id for p in pulses[:6]}  # the confirmed and the open incident's
         assert left == kept
         assert gone == len(ids) - len(kept)
+        # the files went with their rows: only the kept snippets' files are left
+        assert len(list((tmp_path / "audio").rglob("*.s16le"))) == len(kept)
         engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from shotwatch.cli.common import add_config_option, add_db_option
@@ -121,11 +122,8 @@ def run(args: argparse.Namespace) -> int:
         engine=engine,
         identity=identity,
         audit_log=audit_log,
-        # snippets kept past memory and restarts, written by their own process on PostgreSQL
-        # (a second writer process on one SQLite file would only wait for its lock)
-        evidence_store=SqlEvidenceStore(
-            sessions, url=url if url.startswith("postgresql") else None
-        ),
+        # snippets kept past memory and restarts (ADR 0114)
+        evidence_store=SqlEvidenceStore(sessions, Path(settings.storage.evidence_dir)),
     )
 
     async def _tick() -> None:
@@ -133,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
     server.background.append(_tick)
     server.classify = True
-    _purge_sensor_audio_periodically(server, sessions, clock)
+    _purge_sensor_audio_periodically(server, sessions, clock, Path(settings.storage.evidence_dir))
 
     from shotwatch.api.live import resume
     from shotwatch.pipeline import incident_close_delay_s
@@ -271,9 +269,7 @@ def run_demo_server(args: argparse.Namespace, settings: object) -> int:
         store=BatchedSqlFlowStore(sessions),
         identity=identity,
         audit_log=audit_log,
-        evidence_store=SqlEvidenceStore(
-            sessions, url=url if url.startswith("postgresql") else None
-        ),
+        evidence_store=SqlEvidenceStore(sessions, tmp / "evidence"),
     )
     server.demo_hint = (
         "DEMO SERVER: simulated sensors, throw-away accounts (printed in the terminal that "
@@ -338,7 +334,7 @@ def _has_browser() -> bool:
 AUDIO_PURGE_EVERY_S = 600.0
 
 
-def _purge_sensor_audio_periodically(server: Any, sessions: Any, clock: Any) -> None:
+def _purge_sensor_audio_periodically(server: Any, sessions: Any, clock: Any, root: Path) -> None:
     """Hold the stored snippets to the deployment's ``sensor_audio`` rule (ADR 0114): every
     :data:`AUDIO_PURGE_EVERY_S`, off the event loop, each purge audited with its rule."""
     import asyncio
@@ -353,7 +349,7 @@ def _purge_sensor_audio_periodically(server: Any, sessions: Any, clock: Any) -> 
     def once() -> tuple[float, int]:
         now = clock.now()
         with sessions.begin() as s:
-            return now, purge_sensor_audio(s, now_s=now, period_s=rule.period_s)
+            return now, purge_sensor_audio(s, now_s=now, period_s=rule.period_s, root=root)
 
     async def loop() -> None:
         while True:

@@ -320,6 +320,12 @@ class StorageSettings(Section):
         "sqlite:///shotwatch.db",
         description="SQLAlchemy database URL (SQLite file by default; postgresql+psycopg://...).",
     )
+    evidence_dir: str = Field(
+        "shotwatch-evidence",
+        description="Directory of the server's evidence files (sensor audio snippets, indexed "
+        "in the database; each checked against its SHA-256 when read). Shared by every server "
+        "of a deployment.",
+    )
 
 
 # Policy maxima (NYPD ShotSpotter Impact and Use Policy, 2021; SF DEM 19B policy): sensors

@@ -2,24 +2,27 @@
 
 The policies keep sensor audio 30 hours (record class ``sensor_audio``, clock
 ``after_creation``) "unless it is a confirmed gunfire incident" (class ``incident_audio``,
-clock ``evidence``). The server stores every report's snippet (``pulse_audio``); this module
-deletes those older than the rule's period except the snippets of pulses in an incident that
-is confirmed, or not yet decided (a reviewer may still confirm it; its audio goes at the first
-purge after a dismissal). Deleting is the rule's own doing, not a disposal of records: no
-approvers, but every purge is audited with the rule, the cutoff and the count.
+clock ``evidence``). The server stores every report's snippet (files indexed by
+``pulse_audio``); this module deletes those older than the rule's period except the snippets
+of pulses in an incident that is confirmed, or not yet decided (a reviewer may still confirm
+it; its audio goes at the first purge after a dismissal). Deleting is the rule's own doing,
+not a disposal of records: no approvers, but every purge is audited with the rule, the cutoff
+and the count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shotwatch.dispatch.tables import ReviewRecordRow
 from shotwatch.incidents.review import ReviewState
 from shotwatch.policy.schema import PolicyFile, Retention
+from shotwatch.storage.service import delete_pulse_audio
 from shotwatch.storage.tables import IncidentShotRow, PulseAudioRow, ShotPulseRow
 
 RECORD_CLASS = "sensor_audio"
@@ -49,9 +52,10 @@ def sensor_audio_rule(policies: Sequence[PolicyFile]) -> AudioRule | None:
     return AudioRule(r.id, pid, float(r.period_s or 0))
 
 
-def purge_sensor_audio(session: Session, *, now_s: float, period_s: float) -> int:
-    """Delete the snippets that began more than ``period_s`` before ``now_s`` and belong to
-    no kept incident (:data:`KEPT_STATES`); returns how many went."""
+def purge_sensor_audio(session: Session, *, now_s: float, period_s: float, root: Path) -> int:
+    """Delete the snippets (files under ``root`` and index rows) that began more than
+    ``period_s`` before ``now_s`` and belong to no kept incident (:data:`KEPT_STATES`);
+    returns how many went."""
     kept_incidents = select(ReviewRecordRow.incident_id).where(
         ReviewRecordRow.state.in_(KEPT_STATES)
     )
@@ -60,7 +64,9 @@ def purge_sensor_audio(session: Session, *, now_s: float, period_s: float) -> in
         .join(IncidentShotRow, IncidentShotRow.shot_id == ShotPulseRow.shot_id)
         .where(IncidentShotRow.incident_id.in_(kept_incidents))
     )
-    stmt = delete(PulseAudioRow).where(
-        PulseAudioRow.start_s < now_s - period_s, PulseAudioRow.pulse_id.not_in(kept_pulses)
-    )
-    return int(session.execute(stmt).rowcount or 0)  # type: ignore[attr-defined]
+    due = session.scalars(
+        select(PulseAudioRow.pulse_id).where(
+            PulseAudioRow.start_s < now_s - period_s, PulseAudioRow.pulse_id.not_in(kept_pulses)
+        )
+    ).all()
+    return delete_pulse_audio(due, session=session, root=root)

@@ -20,10 +20,12 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import ColumnElement, Table, and_, exists, func, select, text
+from sqlalchemy import ColumnElement, Table, and_, delete, exists, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -358,47 +360,100 @@ class PulseAudio:
     samples: np.ndarray
 
 
-def save_pulse_audio(items: Iterable[PulseAudio], *, session: Session) -> int:
-    """Store snippets once each (a pulse id already stored keeps what it has: a retried
-    report carries the same audio, and a different one under the same id is not evidence of
-    anything but a fault). Returns how many were new."""
-    rows: dict[str, dict[str, Any]] = {}
+def audio_path(pulse_id: str, start_s: float) -> str:
+    """Where a snippet's file lives under the evidence directory: by UTC hour of its start
+    (retention works through old hours), named by a hash of the pulse id (ids are the
+    sensors' own and need not be file-name safe)."""
+    hour = datetime.fromtimestamp(start_s, UTC).strftime("%Y%m%d/%H")
+    return f"audio/{hour}/{hashlib.sha256(pulse_id.encode()).hexdigest()[:32]}.s16le"
+
+
+def save_pulse_audio(items: Iterable[PulseAudio], *, session: Session, root: Path) -> int:
+    """Store snippets once each: the samples as a file under ``root`` (written to a temporary
+    name, then renamed), the index row in the database. A pulse id already stored keeps what
+    it has (a retried report carries the same audio; a different one under the same id is a
+    fault, not evidence). Returns how many were new."""
+    batch: dict[str, PulseAudio] = {}
     for a in items:
+        batch.setdefault(a.pulse_id, a)
+    if not batch:
+        return 0
+    known: set[str] = set()
+    for chunk in _chunks(list(batch)):
+        known.update(
+            session.scalars(select(PulseAudioRow.pulse_id).where(PulseAudioRow.pulse_id.in_(chunk)))
+        )
+    rows = []
+    for pid, a in batch.items():
+        if pid in known:
+            continue
         data = np.ascontiguousarray(a.samples, dtype="<i2").tobytes()
-        rows.setdefault(
-            a.pulse_id,
+        rel = audio_path(pid, a.start_s)
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        rows.append(
             {
-                "pulse_id": a.pulse_id,
+                "pulse_id": pid,
                 "sensor": a.sensor,
                 "start_s": float(a.start_s),
                 "rate_hz": int(a.rate_hz),
-                "samples": data,
+                "n_samples": len(data) // 2,
+                "path": rel,
                 "sha256": hashlib.sha256(data).hexdigest(),
-            },
+            }
         )
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
     table = cast(Table, PulseAudioRow.__table__)
-    ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    dialect = session.get_bind().dialect.name
+    ins = (postgresql if dialect == "postgresql" else sqlite).insert(table)
     stmt = ins.on_conflict_do_nothing().returning(table.c.pulse_id)
-    new = 0
-    for chunk in _chunks(list(rows.values()), 200):
-        new += len(session.execute(stmt, list(chunk)).all())
-    return new
+    return sum(len(session.execute(stmt, list(c)).all()) for c in _chunks(rows, 500))
 
 
-def load_pulse_audio(pulse_ids: Sequence[str], *, session: Session) -> dict[str, PulseAudio]:
-    """The stored snippets among ``pulse_ids``; a snippet whose bytes no longer match their
-    SHA-256 is refused (an :class:`InputError` naming the pulse)."""
+def load_pulse_audio(
+    pulse_ids: Sequence[str], *, session: Session, root: Path
+) -> dict[str, PulseAudio]:
+    """The stored snippets among ``pulse_ids``; one whose file is missing or no longer
+    matches its SHA-256 is refused (an :class:`InputError` naming the pulse)."""
     out: dict[str, PulseAudio] = {}
     for chunk in _chunks(list(dict.fromkeys(pulse_ids))):
         for r in session.scalars(select(PulseAudioRow).where(PulseAudioRow.pulse_id.in_(chunk))):
-            if hashlib.sha256(r.samples).hexdigest() != r.sha256:
-                raise InputError(f"pulse_audio {r.pulse_id}", "samples", "SHA-256 mismatch")
-            samples = np.frombuffer(r.samples, dtype="<i2").astype(np.int16)
+            where = f"pulse_audio {r.pulse_id}"
+            try:
+                data = (root / r.path).read_bytes()
+            except OSError as exc:
+                raise InputError(where, "path", f"cannot read {r.path}: {exc}") from exc
+            if hashlib.sha256(data).hexdigest() != r.sha256:
+                raise InputError(where, "samples", f"{r.path}: SHA-256 mismatch")
+            samples = np.frombuffer(data, dtype="<i2").astype(np.int16)
             out[r.pulse_id] = PulseAudio(r.pulse_id, r.sensor, r.start_s, r.rate_hz, samples)
     return out
+
+
+def delete_pulse_audio(pulse_ids: Sequence[str], *, session: Session, root: Path) -> int:
+    """Remove these snippets (files, then index rows); returns how many rows went."""
+    n = 0
+    for chunk in _chunks(list(dict.fromkeys(pulse_ids))):
+        rows = list(
+            session.execute(
+                select(PulseAudioRow.pulse_id, PulseAudioRow.path).where(
+                    PulseAudioRow.pulse_id.in_(chunk)
+                )
+            )
+        )
+        for _pid, rel in rows:
+            (root / rel).unlink(missing_ok=True)
+        n += int(
+            session.execute(  # type: ignore[attr-defined]
+                delete(PulseAudioRow).where(PulseAudioRow.pulse_id.in_([r[0] for r in rows]))
+            ).rowcount
+            or 0
+        )
+    return n
 
 
 def load_shots_by_id(shot_ids: Sequence[str], *, session: Session) -> list[ShotLocation]:

@@ -21,7 +21,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     UniqueConstraint,
 )
@@ -198,10 +197,12 @@ class IncidentShotRow(Base):
 
 
 class PulseAudioRow(Base):
-    """The audio snippet a sensor sent with a pulse (1 s before to 1 s after its onset):
-    what reviewers hear and the scorer scored. Samples as received, int16 little-endian mono,
-    with their SHA-256. No foreign key to ``pulses``: the two are written by different
-    writers, and a snippet is evidence in its own right (ADR 0114)."""
+    """The audio snippet a sensor sent with a pulse (1 s before to 1 s after its onset): what
+    reviewers hear and the scorer scored. The samples (int16 little-endian mono, as received)
+    are a file under the deployment's evidence directory, ``path`` relative to it, checked
+    against ``sha256`` when read; this row is their index. No foreign key to ``pulses``: the
+    two are written by different writers, and a snippet is evidence in its own right
+    (ADR 0114)."""
 
     __tablename__ = "pulse_audio"
     __table_args__ = (Index("ix_pulse_audio_start_s", "start_s"),)
@@ -210,7 +211,8 @@ class PulseAudioRow(Base):
     sensor: Mapped[str] = mapped_column(String(NAME_LEN))
     start_s: Mapped[float] = mapped_column(Double)
     rate_hz: Mapped[int] = mapped_column(Integer)
-    samples: Mapped[bytes] = mapped_column(LargeBinary)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(512))
     sha256: Mapped[str] = mapped_column(String(64))
 
 

@@ -1,4 +1,4 @@
-"""pipeline: the audio snippets sensors send with their pulses
+"""pipeline: the index of the audio snippets sensors send with their pulses (files)
 
 Revision ID: pipeline_0002
 Revises: pipeline_0001
@@ -23,7 +23,8 @@ def upgrade() -> None:
         sa.Column("sensor", sa.String(length=128), nullable=False),
         sa.Column("start_s", sa.Double(), nullable=False),
         sa.Column("rate_hz", sa.Integer(), nullable=False),
-        sa.Column("samples", sa.LargeBinary(), nullable=False),
+        sa.Column("n_samples", sa.Integer(), nullable=False),
+        sa.Column("path", sa.String(length=512), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("pulse_id", name=op.f("pk_pulse_audio")),
     )
