@@ -33,6 +33,7 @@ import math
 import multiprocessing as mp
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -520,6 +521,7 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
         ev = evidence_kw.get("evidence_store")
         if ev is not None:
             ev.close()
+            shutil.rmtree(ev.root, ignore_errors=True)  # ~2 GB for the busiest hour
 
     sampler = LoopSampler(threading.get_ident()) if cfg["profile"] else None
     if sampler is not None:
