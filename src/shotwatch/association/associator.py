@@ -724,10 +724,7 @@ class Associator:
         and some mix of rounds lines up with some source, but the first round is each
         sensor's first pulse."""
         st = self.store
-        row = st.pos(handle)
-        si = int(st.s[row])
-        t = float(st.t[row])
-        rank, dist, far = self._neighbours(si)
+        row, si, t, rank, dist, far = self._anchor(handle)
         if far <= 0.0:
             return
         a, _ = st.window(t - max(far / self.c * (1.0 + self.rel) + self.tol_s, _RATE_SPAN_S), t)
@@ -741,6 +738,15 @@ class Associator:
         # could change the answer) with everything, in one search
         self._try(probe, mode=3 if st.gap[row] >= self.onset_gap_s else 0)
 
+    def _anchor(
+        self, handle: int
+    ) -> tuple[int, int, float, NDArray[np.int16], NDArray[np.float32], float]:
+        """A pulse as a search anchor: its buffer row, sensor, time, and the sensor's
+        neighbour ranks, distances and farthest neighbour (:meth:`_neighbours`)."""
+        row = self.store.pos(handle)
+        si = int(self.store.s[row])
+        return (row, si, float(self.store.t[row]), *self._neighbours(si))
+
     def _retry_later_anchors(self, handle: int) -> None:
         """A pulse delivered after later arrivals (the network reorders reports) is no shot's
         latest arrival, yet its shot's latest arrival was already tried without it, and
@@ -748,18 +754,13 @@ class Associator:
         after it at its neighbour sensors, within the longest travel time between them, are
         tried again as the latest arrival, newest first, until one starts a shot with it."""
         st = self.store
-        row = st.pos(handle)
-        si = int(st.s[row])
-        t = float(st.t[row])
-        rank, _, far = self._neighbours(si)
+        row, _, t, rank, _, far = self._anchor(handle)
         if far <= 0.0:
             return
         a, b = st.window(t, t + far / self.c * (1.0 + self.rel) + self.tol_s)
-        later = [
-            int(st.handle[r])
-            for r in range(b - 1, a - 1, -1)
-            if r != row and st.owner[r] == FREE and rank[int(st.s[r])] >= 0
-        ][:_MAX_RETRY_ANCHORS]
+        ok = (st.owner[a:b] == FREE) & (rank[st.s[a:b]] >= 0)
+        ok[row - a] = False  # the late pulse itself (the window starts at its time)
+        later = st.handle[a:b][ok][::-1][:_MAX_RETRY_ANCHORS].tolist()
         for anchor in later:
             if st.owner[st.pos(anchor)] != FREE:
                 continue  # joined a shot started by an earlier retry

@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         StoreSink(sessions, background=True),  # the loop never waits for the database
         preliminary=True,  # open incidents reach the queue within the shot wait (ADR 0106)
     )
+    evidence_dir = Path(settings.storage.evidence_dir)
     server = build_server(
         d,
         clock=clock,
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         identity=identity,
         audit_log=audit_log,
         # snippets kept past memory and restarts (ADR 0114)
-        evidence_store=SqlEvidenceStore(sessions, Path(settings.storage.evidence_dir)),
+        evidence_store=SqlEvidenceStore(sessions, evidence_dir),
     )
 
     async def _tick() -> None:
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
     server.background.append(_tick)
     server.classify = True
-    _purge_sensor_audio_periodically(server, sessions, clock, Path(settings.storage.evidence_dir))
+    _purge_sensor_audio_periodically(server, sessions, clock, evidence_dir)
 
     from shotwatch.api.live import resume
     from shotwatch.pipeline import incident_close_delay_s
