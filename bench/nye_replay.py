@@ -460,8 +460,9 @@ def serve_main(cfg: dict[str, Any], stop: Any) -> None:
     try:  # the snippets stored as `shotwatch serve` stores them (ADR 0114)
         from shotwatch.api.evidence_store import SqlEvidenceStore
 
-        root = Path(tempfile.mkdtemp(prefix="nye-evidence-"))
-        evidence_kw["evidence_store"] = SqlEvidenceStore(sessions, root)
+        if cfg["evidence"]:
+            root = Path(tempfile.mkdtemp(prefix="nye-evidence-"))
+            evidence_kw["evidence_store"] = SqlEvidenceStore(sessions, root)
     except ImportError:  # an older checkout measured as the baseline
         pass
 
@@ -644,6 +645,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "scoring_workers": args.scoring_workers,
         "store": args.store,
         "profile": args.profile,
+        "evidence": not args.no_evidence,
         "out": str(profile_path),
         "pipeline": args.pipeline,
         "console_commands": console_commands,
@@ -661,6 +663,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     proc = ctx.Process(target=serve_main, args=(cfg, stop))
     proc.start()
+    if args.pid_file:  # for an outside profiler (py-spy) to attach to the server
+        Path(args.pid_file).write_text(f"{proc.pid}\n")
     base = f"http://127.0.0.1:{args.port}"
     async with httpx.AsyncClient() as probe:
         for _ in range(600):
@@ -1044,6 +1048,12 @@ def main() -> int:
         help="review state: group-committed on a writer thread, or one commit per change",
     )
     ap.add_argument("--profile", action="store_true", help="sample the server's event loop")
+    ap.add_argument(
+        "--no-evidence",
+        action="store_true",
+        help="keep the sensors' snippets in memory only (the baseline for the evidence store)",
+    )
+    ap.add_argument("--pid-file", default=None, help="write the server process id here")
     ap.add_argument(
         "--scoring-workers", type=int, default=1, help="scoring processes (serve uses 1)"
     )
