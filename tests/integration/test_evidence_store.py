@@ -213,3 +213,45 @@ def test_snippets_follow_the_sensor_audio_rule(db_url: str, tmp_path: Path) -> N
         # the files went with their rows: only the kept snippets' files are left
         assert len(list((tmp_path / "audio").rglob("*.s16le"))) == len(kept)
         engine.dispose()
+
+
+class _CountingStore:
+    """A store that records every read (the event loop must make none)."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
+    def put_audio(self, pulse_id: str, clip: AudioClip) -> None:
+        pass
+
+    def shots(self, ids: object) -> list[ShotLocation]:
+        self.reads.append("shots")
+        return []
+
+    def pulses(self, ids: object) -> list[Pulse]:
+        self.reads.append("pulses")
+        return []
+
+    def audio(self, ids: object) -> dict[str, AudioClip]:
+        self.reads.append("audio")
+        return {}
+
+
+def test_live_scoring_reads_memory_only_and_requests_read_the_store() -> None:
+    """Scoring gathers snippets on the event loop: a forming incident's provisional shot is in
+    no store, and asking the database for it blocked the loop once per preliminary version."""
+    from shotwatch.api.classify import snippet_jobs
+
+    pulses, shots, incidents = _scene(2)
+    store = _CountingStore()
+    ev = EvidenceIndex(store=store)  # type: ignore[arg-type]
+    for p in pulses:
+        ev.add_pulse(p, _clip(p))
+    ev.add_shot(shots[0])
+    known, jobs = snippet_jobs(incidents[0], ev)
+    assert [s.shot_id for s in known] == ["shot-0"] and len(jobs) == 3
+    provisional = incidents[1]  # its shot never came out final: not in memory
+    assert snippet_jobs(provisional, ev) == ([], [])
+    assert store.reads == []
+    ev.sensors(provisional)  # a reviewer's request (on a worker thread) reads back
+    assert store.reads[0] == "shots"

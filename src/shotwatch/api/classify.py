@@ -52,8 +52,10 @@ class SnippetJob:
 def snippet_jobs(
     inc: Incident, evidence: EvidenceIndex
 ) -> tuple[list[ShotLocation], list[SnippetJob]]:
-    """The incident's shots and the snippets to score (those whose arrival lies inside)."""
-    shots = evidence.incident_shots(inc)
+    """The incident's shots and the snippets to score (those whose arrival lies inside),
+    from what the evidence holds in memory: this runs on the event loop, and a live
+    incident's snippets are recent (the store is read only by requests, on threads)."""
+    shots = evidence.incident_shots(inc, stored=False)
     jobs: list[SnippetJob] = []
     for shot in shots:
         for pid in shot.pulse_ids:

@@ -203,10 +203,14 @@ class EvidenceIndex:
         if len(self.shots) > self.max_shots:
             del self.shots[next(iter(self.shots))]
 
-    def incident_shots(self, inc: Incident) -> list[ShotLocation]:
+    def incident_shots(self, inc: Incident, *, stored: bool = True) -> list[ShotLocation]:
+        """The incident's shots known here; with ``stored``, those evicted (or from before a
+        restart) are read back from the store. The event loop passes ``stored=False``: a
+        forming incident's provisional shots are in no store, and asking the database for
+        them cost a blocking round trip per preliminary version."""
         got = {s: shot for s in inc.shot_ids if (shot := self.shots.get(s)) is not None}
         missing = [s for s in inc.shot_ids if s not in got]
-        if missing and self.store is not None:
+        if missing and stored and self.store is not None:
             got.update((s.shot_id, s) for s in self.store.shots(missing))
         return sorted(got.values(), key=lambda s: s.t0_s)
 
