@@ -232,3 +232,28 @@ def test_fragmented_burst_is_still_automatic_but_two_whole_shooters_are_not() ->
     (inc2,) = run(pair)
     assert inc2.shooters == 2
     assert not inc2.automatic
+
+
+def test_preview_only_builds_the_incidents_holding_the_named_shots() -> None:
+    """A live server previews every open incident with the shots still forming; ``only``
+    keeps the incidents that hold a named shot, each exactly as the full preview has it."""
+    b = IncidentBuilder(IncidentSettings())
+    for r in range(3):  # three open incidents 2 km apart
+        b.feed(shot(f"a{r}", 0.5 * r, 0.0, 0.0))
+        b.feed(shot(f"b{r}", 0.5 * r, 2000.0, 0.0))
+        b.feed(shot(f"c{r}", 0.5 * r, 4000.0, 0.0))
+    tentative = [
+        shot("a-t", 1.6, 2.0, 1.0),
+        shot("c-t", 1.6, 4001.0, 0.0),
+        shot("n-t", 1.7, 0, 6e3),
+    ]
+    full = b.preview(tentative, created_s=T0 + 2, holding={"b2"})
+    assert len(full) == 4  # a, b (holding), c, and the new one
+    some = b.preview(tentative, created_s=T0 + 2, holding={"b2"}, only={"c-t", "b1"})
+    by_id = {i.incident_id: i for i in full}
+    assert sorted(i.incident_id for i in some) == sorted(
+        i.incident_id for i in full if {"c-t", "b1"} & set(i.shot_ids)
+    )
+    assert len(some) == 2
+    assert all(i == by_id[i.incident_id] for i in some)
+    assert b.preview(tentative, created_s=T0 + 2, only=set()) == []

@@ -112,12 +112,20 @@ class PipelineConsumer:
         preview = getattr(builder, "preview", None)
         open_incidents = getattr(builder, "open_incidents", None)
         now = self.pipeline.clock.now()
+        wanted = {s.shot_id for s in shots} | changed
         built: list[Incident] = []
         if preview is not None and self._tentative:
-            built = list(preview(list(self._tentative.values()), created_s=now, holding=unseen))
+            built = list(
+                preview(
+                    list(self._tentative.values()),
+                    created_s=now,
+                    holding=unseen,
+                    # only what is shown, unless a retraction needs every open incident's id
+                    only=None if retracted else wanted,
+                )
+            )
         elif open_incidents is not None and shots:
             built = list(open_incidents(created_s=now))
-        wanted = {s.shot_id for s in shots} | changed
         out: list[Incident] = []
         seen_ids = set()
         for inc in built:

@@ -223,11 +223,14 @@ class IncidentBuilder:
         *,
         created_s: float,
         holding: Collection[str] = (),
+        only: Collection[str] | None = None,
     ) -> list[Incident]:
         """The open incidents as they would stand with ``tentative`` shots added (shots still
         forming: the associator's plausible provisional versions), for each incident that
         holds at least one of them or a final shot named in ``holding`` (one that just came
-        out). Nothing is kept: the final shots come through ``feed``."""
+        out); with ``only``, just those holding one of the shots it names (building an
+        incident is the expensive part, and a live server shows only what changed). Nothing
+        is kept: the final shots come through ``feed``."""
         st = self.settings
         groups = [_Open(list(o.shots), o.last_t_s) for o in self._open]
         touched: list[_Open] = [
@@ -254,6 +257,8 @@ class IncidentBuilder:
             target.last_t_s = max(target.last_t_s, shot.t0_s)
             if target not in touched:
                 touched.append(target)
+        if only is not None:
+            touched = [o for o in touched if any(s.shot_id in only for s in o.shots)]
         return [self.build(o.shots, created_s=created_s) for o in touched]
 
     def flush(self) -> list[Incident]:
