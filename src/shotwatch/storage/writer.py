@@ -11,7 +11,9 @@ failed); :meth:`close` finishes the queue and stops the thread.
 join it (a flush or close cuts the wait short: each puts a marker that ends the batch):
 under a steady trickle of changes one transaction then carries several, where each alone
 paid the statement and round-trip overhead on a thread that shares the interpreter lock
-with the event loop.
+with the event loop. While it lingers the thread sleeps on an event that only a flush or
+close sets, not on the queue: waiting on the queue, every change put woke it to take that
+one change, each wake-up a trip for the interpreter lock away from the event loop.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class GroupWriter(Generic[T]):
         self._cond = threading.Condition()
         self._queued = 0
         self._done = 0
+        self._hurry = threading.Event()  # set by flush and close: stop lingering
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -75,6 +78,7 @@ class GroupWriter(Generic[T]):
                 return True
         if self.linger_s > 0.0:
             self._q.put(_WAKE)
+            self._hurry.set()
         with self._cond:
             return self._cond.wait_for(lambda: self._done >= target, timeout_s)
 
@@ -82,17 +86,19 @@ class GroupWriter(Generic[T]):
         """Commit what is queued and stop the thread."""
         if self._thread.is_alive():
             self._q.put(_STOP)
+            self._hurry.set()
             self._thread.join()
 
     def _run(self) -> None:
         stop = False
         while not stop:
             batch = [self._q.get()]
-            until = time.monotonic() + self.linger_s
+            if self.linger_s > 0.0 and not _marker(batch[0]):
+                self._hurry.wait(self.linger_s)
+                self._hurry.clear()  # a flush that comes later puts its marker first
             while len(batch) < self.max_batch and not _marker(batch[-1]):
-                left = until - time.monotonic()
                 try:
-                    batch.append(self._q.get(timeout=left) if left > 0.0 else self._q.get_nowait())
+                    batch.append(self._q.get_nowait())
                 except queue.Empty:
                     break
             stop = any(c is _STOP for c in batch)
