@@ -257,3 +257,64 @@ def test_preview_only_builds_the_incidents_holding_the_named_shots() -> None:
     assert len(some) == 2
     assert all(i == by_id[i.incident_id] for i in some)
     assert b.preview(tentative, created_s=T0 + 2, only=set()) == []
+
+
+def _preview_by_scan(
+    b: IncidentBuilder, tentative: list[ShotLocation], holding: set[str], seen: dict[str, int]
+) -> list[list[str]]:
+    """The preview's grouping written as the plain scan over every open group (reference);
+    counts in ``seen`` the merges and the forming shots that joined only forming shots."""
+    st = b.settings
+    groups = [[list(o.shots), o.last_t_s] for o in b._open]
+    touched = [g for g in groups if any(s.shot_id in holding for s in g[0])]
+    for sh in sorted(tentative, key=lambda s: s.t0_s):
+        joined = [
+            g
+            for g in groups
+            if sh.t0_s - g[1] <= st.max_gap_s
+            and any(math.hypot(s.x_m - sh.x_m, s.y_m - sh.y_m) <= st.max_distance_m for s in g[0])
+        ]
+        if not joined:
+            joined = [[[], -math.inf]]
+            groups.append(joined[0])
+        elif all(s.shot_id.startswith("t") for s in joined[0][0]):
+            seen["forming only"] += 1
+        seen["merges"] += len(joined) - 1
+        target = joined[0]
+        for other in joined[1:]:
+            target[0] += other[0]
+            target[1] = max(target[1], other[1])
+            groups = [g for g in groups if g is not other]
+            touched = [g for g in touched if g is not other]
+        target[0].append(sh)
+        target[1] = max(target[1], sh.t0_s)
+        if not any(g is target for g in touched):
+            touched.append(target)
+    return [sorted(s.shot_id for s in g[0]) for g in touched]
+
+
+def test_preview_groups_as_the_plain_scan_does_on_a_busy_night() -> None:
+    """The preview's array search gives the groups the scan over every open shot gives,
+    forming shots that bridge two incidents, or join only other forming shots, included."""
+    rng = np.random.default_rng(7)
+    st = IncidentSettings()
+    side = 12 * st.max_distance_m
+    seen = {"merges": 0, "forming only": 0}
+    for trial in range(20):
+        b = IncidentBuilder(st)
+        t = 0.0
+        for k in range(150):
+            t += float(rng.exponential(0.2))
+            x, y = rng.uniform(0, side, 2)
+            b.feed(shot(f"f{trial}-{k}", t, float(x), float(y)))
+        tentative = [
+            shot(
+                f"t{trial}-{k}", t + float(rng.uniform(0, 3)), *map(float, rng.uniform(0, side, 2))
+            )
+            for k in range(80)
+        ]
+        holding = {f"f{trial}-{k}" for k in rng.choice(150, 5, replace=False)}
+        got = b.preview(tentative, created_s=T0 + t, holding=holding)
+        want = _preview_by_scan(b, tentative, holding, seen)
+        assert [sorted(i.shot_ids) for i in got] == want
+    assert seen["merges"] >= 20 and seen["forming only"] >= 5

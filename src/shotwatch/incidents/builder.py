@@ -232,29 +232,49 @@ class IncidentBuilder:
         incident is the expensive part, and a live server shows only what changed). Nothing
         is kept: the final shots come through ``feed``."""
         st = self.settings
+        # the same grouping as ``feed``, with the open shots' places in arrays: a busy night
+        # holds hundreds of open incidents and a live server previews on every report.
+        # Groups keep their index (list order); a merged group points at the one it joined.
         groups = [_Open(list(o.shots), o.last_t_s) for o in self._open]
+        into = list(range(len(groups)))
+
+        def root(k: int) -> int:
+            while into[k] != k:
+                into[k] = k = into[into[k]]
+            return k
+
+        xs = np.array([s.x_m for o in groups for s in o.shots], dtype=float)
+        ys = np.array([s.y_m for o in groups for s in o.shots], dtype=float)
+        of = np.array([k for k, o in enumerate(groups) for _ in o.shots], dtype=np.intp)
+        added: list[tuple[float, float, int]] = []  # tentative shots placed so far
         touched: list[_Open] = [
             o for o in groups if holding and any(s.shot_id in holding for s in o.shots)
         ]
         for shot in sorted(tentative, key=lambda s: s.t0_s):
-            joined = [
-                o
-                for o in groups
-                if shot.t0_s - o.last_t_s <= st.max_gap_s and o.near(shot, st.max_distance_m)
-            ]
+            close = np.hypot(xs - shot.x_m, ys - shot.y_m) <= st.max_distance_m
+            near = {root(int(k)) for k in np.unique(of[close])}
+            near.update(
+                root(k)
+                for x, y, k in added
+                if math.hypot(x - shot.x_m, y - shot.y_m) <= st.max_distance_m
+            )
+            joined = [k for k in sorted(near) if shot.t0_s - groups[k].last_t_s <= st.max_gap_s]
             if not joined:
-                target = _Open()
-                groups.append(target)
-            else:
-                target = joined[0]
-                for other in joined[1:]:
-                    target.shots.extend(other.shots)
-                    target.last_t_s = max(target.last_t_s, other.last_t_s)
-                    groups.remove(other)
-                    if other in touched:
-                        touched.remove(other)
+                groups.append(_Open())
+                into.append(len(groups) - 1)
+                joined = [len(groups) - 1]
+            k_target = joined[0]
+            target = groups[k_target]
+            for k in joined[1:]:
+                other = groups[k]
+                target.shots.extend(other.shots)
+                target.last_t_s = max(target.last_t_s, other.last_t_s)
+                into[k] = k_target
+                if other in touched:
+                    touched.remove(other)
             target.shots.append(shot)
             target.last_t_s = max(target.last_t_s, shot.t0_s)
+            added.append((shot.x_m, shot.y_m, k_target))
             if target not in touched:
                 touched.append(target)
         if only is not None:
