@@ -317,4 +317,9 @@ def test_preview_groups_as_the_plain_scan_does_on_a_busy_night() -> None:
         got = b.preview(tentative, created_s=T0 + t, holding=holding)
         want = _preview_by_scan(b, tentative, holding, seen)
         assert [sorted(i.shot_ids) for i in got] == want
+        # the open shots' places are kept between previews: a shot fed meanwhile counts
+        b.feed(shot(f"g{trial}", t + 0.1, *map(float, rng.uniform(0, side, 2))))
+        again = b.preview(tentative, created_s=T0 + t, holding=holding)
+        assert [sorted(i.shot_ids) for i in again] == _preview_by_scan(b, tentative, holding, seen)
+        assert [sorted(i.shot_ids) for i in b.preview([], created_s=T0 + t)] == []
     assert seen["merges"] >= 20 and seen["forming only"] >= 5

@@ -161,7 +161,7 @@ def _mean_sigma(shots: list[ShotLocation]) -> float:
     return float(np.sqrt(np.mean([shot_sigma_m(s) ** 2 for s in shots])))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # one group is itself, whatever it holds
 class _Open:
     shots: list[ShotLocation] = field(default_factory=list)
     last_t_s: float = -math.inf
@@ -179,6 +179,7 @@ class IncidentBuilder:
         self.settings = settings or IncidentSettings()
         self._open: list[_Open] = []
         self._now_s = -math.inf
+        self._places: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # for preview
 
     def feed(self, shot: ShotLocation) -> list[Incident]:
         """Take one located shot; return the incidents that this shot's time closed."""
@@ -201,6 +202,7 @@ class IncidentBuilder:
                 self._open.remove(other)
         target.shots.append(shot)
         target.last_t_s = max(target.last_t_s, shot.t0_s)
+        self._places = None
         return closed
 
     def close_idle(self, now_s: float) -> list[Incident]:
@@ -235,7 +237,8 @@ class IncidentBuilder:
         # the same grouping as ``feed``, with the open shots' places in arrays: a busy night
         # holds hundreds of open incidents and a live server previews on every report.
         # Groups keep their index (list order); a merged group points at the one it joined.
-        groups = [_Open(list(o.shots), o.last_t_s) for o in self._open]
+        groups = [_Open(o.shots, o.last_t_s) for o in self._open]  # lists copied on change
+        own: set[int] = set()
         into = list(range(len(groups)))
 
         def root(k: int) -> int:
@@ -243,16 +246,14 @@ class IncidentBuilder:
                 into[k] = k = into[into[k]]
             return k
 
-        xs = np.array([s.x_m for o in groups for s in o.shots], dtype=float)
-        ys = np.array([s.y_m for o in groups for s in o.shots], dtype=float)
-        of = np.array([k for k, o in enumerate(groups) for _ in o.shots], dtype=np.intp)
+        xs, ys, of = self._open_places()
         added: list[tuple[float, float, int]] = []  # tentative shots placed so far
         touched: list[_Open] = [
             o for o in groups if holding and any(s.shot_id in holding for s in o.shots)
         ]
         for shot in sorted(tentative, key=lambda s: s.t0_s):
             close = np.hypot(xs - shot.x_m, ys - shot.y_m) <= st.max_distance_m
-            near = {root(int(k)) for k in np.unique(of[close])}
+            near = {root(k) for k in of[close].tolist()}
             near.update(
                 root(k)
                 for x, y, k in added
@@ -263,8 +264,12 @@ class IncidentBuilder:
                 groups.append(_Open())
                 into.append(len(groups) - 1)
                 joined = [len(groups) - 1]
+                own.add(joined[0])
             k_target = joined[0]
             target = groups[k_target]
+            if k_target not in own:
+                target.shots = list(target.shots)
+                own.add(k_target)
             for k in joined[1:]:
                 other = groups[k]
                 target.shots.extend(other.shots)
@@ -281,6 +286,17 @@ class IncidentBuilder:
             touched = [o for o in touched if any(s.shot_id in only for s in o.shots)]
         return [self.build(o.shots, created_s=created_s) for o in touched]
 
+    def _open_places(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The open shots' x, y and their group's index (kept until the open groups change)."""
+        if self._places is None:
+            groups = self._open
+            self._places = (
+                np.array([s.x_m for o in groups for s in o.shots], dtype=float),
+                np.array([s.y_m for o in groups for s in o.shots], dtype=float),
+                np.array([k for k, o in enumerate(groups) for _ in o.shots], dtype=np.intp),
+            )
+        return self._places
+
     def flush(self) -> list[Incident]:
         """Close every open incident (end of a replay or a shutdown)."""
         return self._close(lambda o: True)
@@ -290,6 +306,7 @@ class IncidentBuilder:
         if not finished:
             return []
         self._open = [o for o in self._open if not done(o)]
+        self._places = None
         incidents = [self.build(o.shots, created_s=self._now_s) for o in finished]
         return sorted(incidents, key=lambda i: i.start_s)
 
