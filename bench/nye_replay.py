@@ -913,6 +913,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     r2q = [t - sent_at[i] for i, ts in queue_seen.items() if i in sent_at for t in ts]
     missing_console = sum(args.consoles - len(queue_seen.get(i, [])) for i in sent_at)
+    missing_console_queued: int | None = None  # the real pipeline's shots only
     not_stored = len(sent_at) - int(stored or 0)
     association: dict[str, Any] | None = None
     if real:
@@ -928,6 +929,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         expected = Counter(console_commands)
         missing_console = sum(
             expected[precinct_of[sh.n]] - len(first_seen.get(sh.n, {})) for sh in truth
+        )
+        # of those, the deliveries of shots that did reach some console (the server's own
+        # losses); the rest belong to shots association never formed into an incident
+        missing_console_queued = sum(
+            expected[precinct_of[sh.n]] - len(first_seen[sh.n])
+            for sh in truth
+            if sh.n in first_seen
         )
         not_stored = len(srv2truth) - int(stored or 0)
         association = {
@@ -991,6 +999,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "lost": {
             "not_stored": not_stored,
             "console_deliveries_missing": missing_console,
+            "console_deliveries_missing_of_queued_shots": missing_console_queued,
             "board_deliveries_missing": sum(
                 board_expected(i) - len(board_seen.get(i, [])) for i in confirm_at
             ),
