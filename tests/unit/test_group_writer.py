@@ -77,3 +77,22 @@ def test_a_lingering_writer_is_not_woken_by_each_change() -> None:
     assert [c for b in batches for c in b] == [-1, *range(10)]
     assert len(batches) == 1
     assert watched.takes and min(watched.takes) >= t0 + 0.2  # nothing taken mid-linger
+
+
+def test_a_backlog_larger_than_a_batch_is_not_lingered_over_again() -> None:
+    """More than ``max_batch`` waiting: the next batch goes at once, not after another linger
+    (else a lingering writer could never commit more than max_batch per linger)."""
+    batches: list[list[int]] = []
+    w: GroupWriter[int] = GroupWriter(
+        batches.append, lambda c, e: None, name="t", linger_s=0.5, max_batch=10
+    )
+    for i in range(35):
+        w.put(i)
+    t0 = time.monotonic()
+    while sum(len(b) for b in batches) < 35 and time.monotonic() - t0 < 5.0:
+        time.sleep(0.01)
+    took = time.monotonic() - t0
+    w.close()
+    assert [c for b in batches for c in b] == list(range(35))
+    assert [len(b) for b in batches] == [10, 10, 10, 5]
+    assert took < 1.0  # one linger, not four

@@ -91,9 +91,10 @@ class GroupWriter(Generic[T]):
 
     def _run(self) -> None:
         stop = False
+        full = False  # the last batch was cut at max_batch: more is waiting, no linger
         while not stop:
             batch = [self._q.get()]
-            if self.linger_s > 0.0 and not _marker(batch[0]):
+            if self.linger_s > 0.0 and not full and not _marker(batch[0]):
                 self._hurry.wait(self.linger_s)
                 self._hurry.clear()  # a flush that comes later puts its marker first
             while len(batch) < self.max_batch and not _marker(batch[-1]):
@@ -101,6 +102,7 @@ class GroupWriter(Generic[T]):
                     batch.append(self._q.get_nowait())
                 except queue.Empty:
                     break
+            full = len(batch) >= self.max_batch
             stop = any(c is _STOP for c in batch)
             changes: list[T] = [c for c in batch if not _marker(c)]  # type: ignore[misc]
             if changes:
