@@ -926,17 +926,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for t in per.values()
         ]
         r2q = [max(0.0, d) for d in signed]
-        expected = Counter(console_commands)
-        missing_console = sum(
-            expected[precinct_of[sh.n]] - len(first_seen.get(sh.n, {})) for sh in truth
-        )
+        # each shot should reach every console of its precinct's command (a console of
+        # another command that also saw it, its incident placed across a boundary, does
+        # not make up for one of its own that did not)
+        consoles_of: dict[str, list[int]] = {}
+        for i_c, cmd in enumerate(console_commands):
+            consoles_of.setdefault(cmd, []).append(i_c)
+
+        def unseen(sh: TruthShot) -> int:
+            seen = first_seen.get(sh.n, {})
+            return sum(1 for i_c in consoles_of.get(precinct_of[sh.n], []) if i_c not in seen)
+
+        missing_console = sum(unseen(sh) for sh in truth)
         # of those, the deliveries of shots that did reach some console (the server's own
         # losses); the rest belong to shots association never formed into an incident
-        missing_console_queued = sum(
-            expected[precinct_of[sh.n]] - len(first_seen[sh.n])
-            for sh in truth
-            if sh.n in first_seen
-        )
+        missing_console_queued = sum(unseen(sh) for sh in truth if sh.n in first_seen)
         not_stored = len(srv2truth) - int(stored or 0)
         association = {
             "truth_incidents": len(truth),
