@@ -364,3 +364,47 @@ def test_a_shot_does_not_take_a_pulse_far_beyond_where_it_was_heard() -> None:
     by_sensor = {p.pulse_id: p.sensor for p in pulses}
     (shot_a,) = [s for s in shots if math.hypot(s.x_m - a[0], s.y_m - a[1]) < 10]
     assert near_b.serial not in {by_sensor[i] for i in shot_a.pulse_ids}
+
+
+def _quiet_four_sensor_scene(seed: int) -> tuple[list[Sensor], list[Pulse], tuple[float, float]]:
+    """A 500 m grid network (jittered); a shot heard by the sensors within 750 m, then 2.9 s
+    later one 700 m away heard by exactly four (the NYE bench's network and hearing range)."""
+    rng = np.random.default_rng(seed)
+    g = np.arange(11) * 500.0
+    xx, yy = np.meshgrid(g, g)
+    x = xx.ravel() + rng.uniform(-60, 60, xx.size)
+    y = yy.ravel() + rng.uniform(-60, 60, xx.size)
+    sensors = [
+        Sensor(f"S{i:03d}", float(a), float(b), 6.0)
+        for i, (a, b) in enumerate(zip(x, y, strict=True))
+    ]
+    for _ in range(1000):
+        bx, by = (float(v) for v in rng.uniform(1500, 3500, 2))
+        if int((np.hypot(x - bx, y - by) <= 750).sum()) == 4:
+            break
+    ang = rng.uniform(0, 2 * math.pi)
+    first = (bx + 700 * math.cos(ang), by + 700 * math.sin(ang), 100.0)
+    pulses = []
+    for n, (sx, sy, t0) in enumerate([first, (bx, by, 102.9)]):
+        d = np.hypot(x - sx, y - sy)
+        for i in np.flatnonzero(d <= 750).tolist():
+            t = t0 + math.hypot(float(d[i]), 4.5) / C + float(rng.normal(0, 0.0005))
+            pulses.append(Pulse(f"{n}-{i}", sensors[i].serial, t, float(x[i]), float(y[i]), 6.0))
+    return sensors, sorted(pulses, key=lambda p: p.t_s), (bx, by)
+
+
+def test_a_shot_four_sensors_heard_in_a_quiet_network_is_formed() -> None:
+    """The chance floor counted the candidate's own pulses in its neighbours' rates; in a quiet
+    stretch they were most of what the neighbours heard, and a shot four sensors heard was
+    asked for a fifth (3 of these 40 scenes were lost). Arrivals after quiet are tested
+    without their own pulses in the rate (ADR 0116)."""
+    for seed in range(40):
+        sensors, pulses, (bx, by) = _quiet_four_sensor_scene(seed)
+        a = Associator(Settings(), C, sensors)
+        shots = []
+        for p in pulses:
+            shots += a.feed(p)
+        shots += a.flush()
+        assert sum(p.pulse_id.startswith("1-") for p in pulses) == 4
+        assert any(math.hypot(s.x_m - bx, s.y_m - by) < 20.0 for s in shots), seed
+        assert len(shots) == 2, seed  # and no chance shot beside the two

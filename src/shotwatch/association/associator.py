@@ -797,7 +797,7 @@ class Associator:
         sup_list = support.tolist()
         if n_partners < 2 or sup_list[0] < self.min_sensors:
             return False, int(inside)
-        need = max(int(need), self.nuc_support)
+        needs = [max(k, self.nuc_support) for k in need.tolist()]
         nb_d = self._neighbour_distances(si)
         checkers = -1
         base = self.store.pos(handle) - len(ts)  # buffer row of ts[0]
@@ -805,17 +805,18 @@ class Associator:
         for q, sup in enumerate(sup_list):
             if sup < self.min_sensors:
                 break
+            need_q = needs[q]
             dx, dy = float(sources[q, 0]), float(sources[q, 1])
             # Enough sensors to check a source with too few sensors lie near it when even the
             # anchor has ``sup`` neighbours nearer than the source is to it (they are within
             # twice that of the source); else count them below (once per search: the
             # sources are close together).
-            if sup < need and len(nb_d) >= sup and math.hypot(dx, dy) >= nb_d[sup - 1]:
+            if sup < need_q and len(nb_d) >= sup and math.hypot(dx, dy) >= nb_d[sup - 1]:
                 continue
             x, y = dx + ax, dy + ay
             rows_q = members[q][members[q] >= 0]
             group = self.store.s[base + rows_q]
-            if sup < need:
+            if sup < need_q:
                 if checkers < 0:
                     checkers = self._checkers(x, y, group)
                 if sup < checkers:

@@ -64,7 +64,9 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
     rate_span_s: float,
     alpha: float,
     max_partners: int,
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], int, int, int, int]:
+) -> tuple[
+    NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], int, NDArray[np.int64], int, int
+]:
     """Best sources for a new shot whose latest arrival is the anchor pulse.
 
     ``ts``/``ss``/``owner``/``gap`` are the buffer rows before the anchor (time order);
@@ -137,6 +139,9 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
             n_nb,
             ts,
             ss,
+            gap,
+            mode == 3,
+            onset_gap_s,
             cand_on,
             n_on,
             counts_on,
@@ -149,7 +154,7 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
             alpha,
             max_partners,
         )
-        if mode == 1 or n_inside == 0 or res[1][0] >= res[4]:
+        if mode == 1 or n_inside == 0 or res[1][0] >= res[4][0]:
             return res[0], res[1], res[2], res[3], res[4], n_inside, 1
     res = _search(
         t_anchor,
@@ -160,6 +165,9 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
         n_nb,
         ts,
         ss,
+        gap,
+        mode == 3,
+        onset_gap_s,
         cand,
         n_c,
         counts,
@@ -185,6 +193,9 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
     n_nb: int,
     ts: NDArray[np.float64],
     ss: NDArray[np.int64],
+    gap: NDArray[np.float64],
+    anchor_onset: bool,
+    onset_gap_s: float,
     cand: NDArray[np.int64],
     n_c: int,
     counts: NDArray[np.float64],
@@ -196,7 +207,7 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
     reach_m: float,
     alpha: float,
     max_partners: int,
-) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], int, int]:
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64], int, NDArray[np.int64]]:
     """The triple search over the chosen partner rows ``cand[:n_c]`` (see
     :func:`nucleation_search`)."""
     inv_c = 1.0 / c
@@ -204,7 +215,7 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
     support = np.zeros(TOP, dtype=np.int64)
     members = np.full((TOP, max(n_nb, 1)), -1, dtype=np.int64)
     if n_c < 2:
-        return sources, support, members, n_c, 1 << 30
+        return sources, support, members, n_c, np.full(TOP, 1 << 30, dtype=np.int64)
     # nearest sensors first, earliest first within a sensor; at most max_partners
     key = np.empty(n_c)
     for k in range(n_c):
@@ -319,11 +330,35 @@ def _search(  # noqa: PLR0917 (compiled: numba passes arguments by position)
                     sources[pos, 3] = soft
                     for g in range(n_nb):
                         members[pos, g] = rows[best_row[g]] if best_row[g] >= 0 else -1
+    # the chance floor: how many neighbours could agree with a source by chance, from their
+    # pulse rates. A source whose arrivals all come after quiet on their sensors (no echo or
+    # burst among them) is tested without its own pulses in the rate: in a quiet stretch of
+    # a network they alone made it, and asked a shot four sensors heard for a fifth
+    p_g = np.zeros(max(n_nb, 1))
+    p_less = np.zeros(max(n_nb, 1))  # the same without one pulse
     p_sum = 0.0
     for g in range(n_nb):
         if counts[g] > 0:
-            p_sum += 1.0 - math.exp(-counts[g] / spans[g] * 2.0 * halfw[g])
-    need = 3 + _poisson_floor(p_sum, max(trials, 1), alpha, n_nb)
+            p_g[g] = 1.0 - math.exp(-counts[g] / spans[g] * 2.0 * halfw[g])
+            p_less[g] = 1.0 - math.exp(-(counts[g] - 1.0) / spans[g] * 2.0 * halfw[g])
+            p_sum += p_g[g]
+    need_all = 3 + _poisson_floor(p_sum, max(trials, 1), alpha, n_nb)
+    need = np.full(TOP, need_all, dtype=np.int64)
+    if anchor_onset:
+        for q in range(TOP):
+            if support[q] == 0:
+                break
+            p_q = p_sum
+            quiet = True
+            for g in range(n_nb):
+                row = members[q, g]
+                if row >= 0:
+                    if gap[row] < onset_gap_s:
+                        quiet = False
+                        break
+                    p_q -= p_g[g] - p_less[g]
+            if quiet:
+                need[q] = 3 + _poisson_floor(max(p_q, 0.0), max(trials, 1), alpha, n_nb)
     return sources, support, members, n, need
 
 
