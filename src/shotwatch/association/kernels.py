@@ -81,8 +81,9 @@ def nucleation_search(  # noqa: PLR0917 (compiled: numba passes arguments by pos
     (rows: x, y relative to the anchor's sensor, origin time, soft score), their agreeing
     sensor counts (anchor included), for each source the buffer row of each neighbour's
     earliest agreeing pulse (-1 where none; columns follow ``partner order``), the number of
-    partner pulses used, and ``need``: the agreeing sensors the best of the sources tried
-    must reach before chance is an unlikely explanation; ``n_inside`` the usable partner
+    partner pulses used, and ``need``: per source, the agreeing sensors it must reach before
+    chance is an unlikely explanation (ADR 0116: after quiet, without its own pulses in the
+    rates); ``n_inside`` the usable partner
     pulses that are not burst starts; ``onset_only`` (0/1) whether burst starts alone were
     searched. ``mode``: 0 every partner pulse,
     1 burst starts only (a pulse after ``onset_gap_s`` of quiet on its sensor), 2 burst
