@@ -161,11 +161,16 @@ def test_without_a_store_memory_is_bounded_and_what_is_let_go_is_gone() -> None:
 
 
 def test_snippets_follow_the_sensor_audio_rule(db_url: str, tmp_path: Path) -> None:
-    """Past the policy's 30 hours only the snippets of confirmed or undecided incidents stay;
-    those of dismissed or withdrawn incidents, and of pulses in no incident, go."""
+    """Past the policy's 30 hours only the snippets of confirmed or undecided incidents, and
+    of incidents under a legal hold, stay; those of dismissed or withdrawn incidents, and of
+    pulses in no incident, go (a held one's at the first purge after the hold's release)."""
+    from shotwatch.audit.log import AuditLog
+    from shotwatch.audit.signing import load_or_create_key
+    from shotwatch.core.clock import ReplayClock
     from shotwatch.dispatch.tables import ReviewRecordRow
     from shotwatch.policy.engine import default_engine
     from shotwatch.records.sensor_audio import purge_sensor_audio, sensor_audio_rule
+    from shotwatch.records.service import RecordsService
     from shotwatch.storage.service import (
         PulseAudio,
         load_pulse_audio,
@@ -198,6 +203,13 @@ def test_snippets_follow_the_sensor_audio_rule(db_url: str, tmp_path: Path) -> N
                 root=tmp_path,
             )
         ids = [p.pulse_id for p in [*pulses, stray]]
+        key = load_or_create_key(tmp_path / "k.pem")
+        clock = ReplayClock(T + 3600)
+        records = RecordsService(engine, clock, [], AuditLog(engine, clock, signing_key=key), key)
+        # a preservation letter for the dismissed incident, one for an incident never stored
+        hold = records.place_hold(incident_id="inc-2", reason="letter 2026-41", by="legal1")
+        with pytest.raises(InputError, match="no incident 'inc-9'"):
+            records.place_hold(incident_id="inc-9", reason="letter 2026-42", by="legal1")
         with sessions.begin() as s:  # 29 h later: nothing is due
             assert (
                 purge_sensor_audio(s, now_s=T + 29 * 3600, period_s=rule.period_s, root=tmp_path)
@@ -207,11 +219,21 @@ def test_snippets_follow_the_sensor_audio_rule(db_url: str, tmp_path: Path) -> N
             gone = purge_sensor_audio(s, now_s=T + 31 * 3600, period_s=rule.period_s, root=tmp_path)
         with sessions() as s:
             left = set(load_pulse_audio(ids, session=s, root=tmp_path))
-        kept = {p.pulse_id for p in pulses[:6]}  # the confirmed and the open incident's
+        # the confirmed and the open incident's, and the held (dismissed) one's
+        kept = {p.pulse_id for p in pulses[:9]}
         assert left == kept
         assert gone == len(ids) - len(kept)
         # the files went with their rows: only the kept snippets' files are left
         assert len(list((tmp_path / "audio").rglob("*.s16le"))) == len(kept)
+
+        records.release_hold(hold, by="legal1")
+        with pytest.raises(InputError, match="released already"):
+            records.release_hold(hold, by="legal1")
+        with sessions.begin() as s:
+            gone = purge_sensor_audio(s, now_s=T + 32 * 3600, period_s=rule.period_s, root=tmp_path)
+        with sessions() as s:
+            left = set(load_pulse_audio(ids, session=s, root=tmp_path))
+        assert gone == 3 and left == {p.pulse_id for p in pulses[:6]}
         engine.dispose()
 
 

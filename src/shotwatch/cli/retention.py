@@ -51,6 +51,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--by", required=True)
     ex.set_defaults(func=run_execute)
 
+    ho = rsub.add_parser(
+        "hold", help="place a legal hold on a record, or on an incident's sensor audio"
+    )
+    common(ho)
+    what = ho.add_mutually_exclusive_group(required=True)
+    what.add_argument("--record", help="the record's id")
+    what.add_argument(
+        "--incident", help="an incident's id: every snippet of its pulses is kept until release"
+    )
+    ho.add_argument("--reason", required=True, help="why (subpoena, preservation letter, ...)")
+    ho.add_argument("--by", required=True)
+    ho.set_defaults(func=run_hold)
+
+    re_ = rsub.add_parser("release", help="release a legal hold")
+    common(re_)
+    re_.add_argument("hold", type=int)
+    re_.add_argument("--by", required=True)
+    re_.set_defaults(func=run_release)
+
+    hl = rsub.add_parser("holds", help="list the legal holds in force")
+    common(hl)
+    hl.add_argument("--all", action="store_true", help="released holds too")
+    hl.set_defaults(func=run_holds)
+
 
 def _service(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from shotwatch.audit.log import AuditLog
@@ -109,4 +133,22 @@ def run_approve(args: argparse.Namespace) -> int:
 
 def run_execute(args: argparse.Namespace) -> int:
     print(json.dumps(_service(args).execute(args.request, by=args.by), indent=2))
+    return 0
+
+
+def run_hold(args: argparse.Namespace) -> int:
+    hid = _service(args).place_hold(
+        args.record, incident_id=args.incident, reason=args.reason, by=args.by
+    )
+    print(json.dumps({"hold": hid}))
+    return 0
+
+
+def run_release(args: argparse.Namespace) -> int:
+    _service(args).release_hold(args.hold, by=args.by)
+    return 0
+
+
+def run_holds(args: argparse.Namespace) -> int:
+    print(json.dumps(_service(args).holds(active_only=not args.all), indent=2))
     return 0

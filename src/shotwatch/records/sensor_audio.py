@@ -4,10 +4,11 @@ The policies keep sensor audio 30 hours (record class ``sensor_audio``, clock
 ``after_creation``) "unless it is a confirmed gunfire incident" (class ``incident_audio``,
 clock ``evidence``). The server stores every report's snippet (files indexed by
 ``pulse_audio``); this module deletes those older than the rule's period except the snippets
-of pulses in an incident that is confirmed, or not yet decided (a reviewer may still confirm
-it; its audio goes at the first purge after a dismissal). Deleting is the rule's own doing,
-not a disposal of records: no approvers, but every purge is audited with the rule, the cutoff
-and the count.
+of pulses in an incident that is confirmed, not yet decided (a reviewer may still confirm
+it; its audio goes at the first purge after a dismissal), or under a legal hold whatever the
+review decided (its audio goes at the first purge after the hold's release). Deleting is the
+rule's own doing, not a disposal of records: no approvers, but every purge is audited with
+the rule, the cutoff and the count.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from shotwatch.dispatch.tables import ReviewRecordRow
 from shotwatch.incidents.review import ReviewState
 from shotwatch.policy.schema import PolicyFile, Retention
+from shotwatch.records.tables import LegalHoldRow
 from shotwatch.storage.service import delete_pulse_audio
 from shotwatch.storage.tables import IncidentShotRow, PulseAudioRow, ShotPulseRow
 
@@ -54,15 +56,18 @@ def sensor_audio_rule(policies: Sequence[PolicyFile]) -> AudioRule | None:
 
 def purge_sensor_audio(session: Session, *, now_s: float, period_s: float, root: Path) -> int:
     """Delete the snippets (files under ``root`` and index rows) that began more than
-    ``period_s`` before ``now_s`` and belong to no kept incident (:data:`KEPT_STATES`);
-    returns how many went."""
-    kept_incidents = select(ReviewRecordRow.incident_id).where(
-        ReviewRecordRow.state.in_(KEPT_STATES)
+    ``period_s`` before ``now_s`` and belong to no kept incident (:data:`KEPT_STATES`, or
+    an active legal hold naming the incident); returns how many went."""
+    reviewed = select(ReviewRecordRow.incident_id).where(ReviewRecordRow.state.in_(KEPT_STATES))
+    held = select(LegalHoldRow.incident_id).where(
+        LegalHoldRow.incident_id.is_not(None), LegalHoldRow.released_at_s.is_(None)
     )
     kept_pulses = (
         select(ShotPulseRow.pulse_id)
         .join(IncidentShotRow, IncidentShotRow.shot_id == ShotPulseRow.shot_id)
-        .where(IncidentShotRow.incident_id.in_(kept_incidents))
+        .where(
+            or_(IncidentShotRow.incident_id.in_(reviewed), IncidentShotRow.incident_id.in_(held))
+        )
     )
     due = session.scalars(
         select(PulseAudioRow.pulse_id).where(

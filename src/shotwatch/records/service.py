@@ -36,8 +36,13 @@ from shotwatch.records.tables import (
     LegalHoldRow,
     RecordRow,
 )
+from shotwatch.storage.tables import IncidentRow
 
 REQUIRED_APPROVERS = 2
+
+
+def _hold_item(record_id: str | None, incident_id: str | None) -> str:
+    return f"record:{record_id}" if record_id is not None else f"incident:{incident_id}"
 
 
 class DisposalRefused(ShotWatchError):
@@ -144,12 +149,31 @@ class RecordsService:
             detail={"reason": reason, "classification": classification},
         )
 
-    def place_hold(self, record_id: str, *, reason: str, by: str) -> int:
+    def place_hold(
+        self,
+        record_id: str | None = None,
+        *,
+        incident_id: str | None = None,
+        reason: str,
+        by: str,
+    ) -> int:
+        """Hold one record, or one incident's sensor audio (``incident_id``): nothing held is
+        disposed of or purged until the hold is released. Returns the hold's id."""
+        if (record_id is None) == (incident_id is None):
+            raise InputError("hold", "subject", "name exactly one of a record or an incident")
+        if not reason.strip():
+            raise InputError("hold", "reason", "a legal hold needs a reason")
         with self._s() as s, s.begin():
-            if s.get(RecordRow, record_id) is None:
+            if record_id is not None and s.get(RecordRow, record_id) is None:
                 raise InputError("hold", "record_id", f"no record {record_id!r}")
+            if incident_id is not None and s.get(IncidentRow, incident_id) is None:
+                raise InputError("hold", "incident_id", f"no incident {incident_id!r}")
             hold = LegalHoldRow(
-                record_id=record_id, reason=reason, placed_by=by, placed_at_s=self.clock.now()
+                record_id=record_id,
+                incident_id=incident_id,
+                reason=reason,
+                placed_by=by,
+                placed_at_s=self.clock.now(),
             )
             s.add(hold)
             s.flush()
@@ -159,7 +183,7 @@ class RecordsService:
             action="retention.hold",
             kind="change",
             allowed=True,
-            item=f"record:{record_id}",
+            item=_hold_item(record_id, incident_id),
             reason=reason,
             detail={"hold": hid, "placed": True},
         )
@@ -170,22 +194,46 @@ class RecordsService:
             hold = s.get(LegalHoldRow, hold_id)
             if hold is None:
                 raise InputError("hold", "id", f"no hold {hold_id}")
+            if hold.released_at_s is not None:
+                raise InputError("hold", "id", f"hold {hold_id} was released already")
             hold.released_by, hold.released_at_s = by, self.clock.now()
-            rid = hold.record_id
+            item = _hold_item(hold.record_id, hold.incident_id)
         self.audit.append(
             actor=by,
             action="retention.hold",
             kind="change",
             allowed=True,
-            item=f"record:{rid}",
+            item=item,
             detail={"hold": hold_id, "placed": False},
         )
+
+    def holds(self, *, active_only: bool = True) -> list[dict[str, Any]]:
+        """The legal holds (active ones unless ``active_only`` is false), oldest first."""
+        with self._s() as s:
+            q = select(LegalHoldRow).order_by(LegalHoldRow.id)
+            if active_only:
+                q = q.where(LegalHoldRow.released_at_s.is_(None))
+            return [
+                {
+                    "id": h.id,
+                    "record_id": h.record_id,
+                    "incident_id": h.incident_id,
+                    "reason": h.reason,
+                    "placed_by": h.placed_by,
+                    "placed_at_s": h.placed_at_s,
+                    "released_by": h.released_by,
+                    "released_at_s": h.released_at_s,
+                }
+                for h in s.scalars(q)
+            ]
 
     def facts(self) -> list[RecordFacts]:
         with self._s() as s:
             held = set(
                 s.scalars(
-                    select(LegalHoldRow.record_id).where(LegalHoldRow.released_at_s.is_(None))
+                    select(LegalHoldRow.record_id).where(
+                        LegalHoldRow.released_at_s.is_(None), LegalHoldRow.record_id.is_not(None)
+                    )
                 )
             )
             out = []

@@ -3,7 +3,16 @@ requests with their approvals, and the signed destruction certificates."""
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shotwatch.storage.db import Base
@@ -32,10 +41,18 @@ class RecordRow(Base):
 
 
 class LegalHoldRow(Base):
+    """A legal hold on one record, or on one incident: the sensor audio of every pulse in it
+    then outlives the 30-hour rule (:mod:`shotwatch.records.sensor_audio`) until released,
+    whatever the review decided. Exactly one of the two is set."""
+
     __tablename__ = "records_legal_holds"
+    __table_args__ = (
+        CheckConstraint("(record_id IS NULL) <> (incident_id IS NULL)", name="one_subject"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    record_id: Mapped[str] = mapped_column(ForeignKey("records_items.id"), nullable=False)
+    record_id: Mapped[str | None] = mapped_column(ForeignKey("records_items.id"), nullable=True)
+    incident_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     placed_by: Mapped[str] = mapped_column(String(64), nullable=False)
     placed_at_s: Mapped[float] = mapped_column(Float, nullable=False)
