@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from shotwatch.audit.log import AuditLog
@@ -20,9 +22,19 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 SS = "nypd-shotspotter"
 
 
-def test_two_approvers_hold_stub_and_signed_certificate(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@dataclass
+class _Records:
+    url: str
+    key_path: Path
+    engine: Engine
+    clock: ReplayClock
+    audit: AuditLog
+    svc: RecordsService
+
+
+def _records(tmp_path: Path) -> _Records:
+    """A migrated SQLite database with a signing key, a replay clock at ``T0``, the audit log
+    and the records service over the packaged policies."""
     url = f"sqlite:///{tmp_path / 'r.db'}"
     key_path = tmp_path / "k.pem"
     migrate(url)
@@ -30,7 +42,21 @@ def test_two_approvers_hold_stub_and_signed_certificate(
     key = load_or_create_key(key_path)
     clock = ReplayClock(T0)
     audit = AuditLog(engine, clock, signing_key=key)
-    svc = RecordsService(engine, clock, load_policies(), audit, key)
+    return _Records(
+        url,
+        key_path,
+        engine,
+        clock,
+        audit,
+        RecordsService(engine, clock, load_policies(), audit, key),
+    )
+
+
+def test_two_approvers_hold_stub_and_signed_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = _records(tmp_path)
+    url, key_path, engine, clock, audit, svc = r.url, r.key_path, r.engine, r.clock, r.audit, r.svc
     for i in range(3):
         svc.add(
             record_id=f"audio-{i}",
@@ -99,15 +125,8 @@ def test_two_approvers_hold_stub_and_signed_certificate(
 def test_disposal_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    url = f"sqlite:///{tmp_path / 'c.db'}"
-    key_path = tmp_path / "k.pem"
-    migrate(url)
-    engine = make_engine(url)
-    key = load_or_create_key(key_path)
-    clock = ReplayClock(T0)
-    svc = RecordsService(
-        engine, clock, load_policies(), AuditLog(engine, clock, signing_key=key), key
-    )
+    r = _records(tmp_path)
+    url, key_path, svc = r.url, r.key_path, r.svc
     svc.add(
         record_id="audio-9",
         policy_id=SS,
@@ -141,14 +160,8 @@ def test_legal_holds_from_the_command_line(
     from shotwatch.storage.db import session_factory
     from shotwatch.storage.service import save_incidents
 
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    key_path = tmp_path / "k.pem"
-    migrate(url)
-    engine = make_engine(url)
-    key = load_or_create_key(key_path)
-    clock = ReplayClock(T0)
-    audit = AuditLog(engine, clock, signing_key=key)
-    svc = RecordsService(engine, clock, load_policies(), audit, key)
+    r = _records(tmp_path)
+    url, key_path, engine, audit, svc = r.url, r.key_path, r.engine, r.audit, r.svc
     svc.add(
         record_id="audio-5",
         policy_id=SS,
