@@ -43,9 +43,10 @@ def test_held_out_gunfire_recall_and_background_false_alarms(pittsburgh_dir: Pat
     assert len(hits) > 300 and len(alarms) > 150
     recall = float(np.mean(hits))
     false_alarm = float(np.mean(alarms))
-    # Floors a little under the benchmark (94.9 % / 1.2 %, bench/results/classify_eval.json);
-    # the targets are 95 % / 2 % (recall still misses it, see docs/benchmarks.md).
-    assert recall >= 0.87, f"recall {recall:.3f} on {len(hits)} held-out gunshot clips"
+    # Floors a little under the benchmark (94.9 % / 1.2 %, bench/results/classify_eval.json;
+    # these clip windows give 94.3 %); the targets are 95 % / 2 % (recall still misses
+    # it, see docs/benchmarks.md).
+    assert recall >= 0.90, f"recall {recall:.3f} on {len(hits)} held-out gunshot clips"
     assert false_alarm <= 0.02, f"false alarms {false_alarm:.3f} on {len(alarms)} background clips"
 
 
